@@ -1,0 +1,48 @@
+"""The interface between models and the rest of bigseg.
+
+A predictor turns one normalised image block into NucMM's "BCD" maps::
+
+    image (Z, Y, X) float32, ~[0, 1]  ──predict──▶  maps (3, Z, Y, X) float32
+                                                    maps[0] foreground probability  [0, 1]
+                                                    maps[1] contour probability     [0, 1]
+                                                    maps[2] signed distance         [-1, 1]
+                                                            (> 0 inside nuclei, 1 at centres)
+
+Predictors are described by a small, picklable, hashable *spec* that is sent
+to Dask workers; :func:`bigseg.predict.get_predictor` builds the predictor
+from its spec once per worker process and caches it (models are loaded once
+per worker, not once per block).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["FOREGROUND", "CONTOUR", "DISTANCE", "MAP_CHANNELS", "Predictor", "PredictorSpec"]
+
+MAP_CHANNELS = ("foreground", "contour", "distance")
+FOREGROUND, CONTOUR, DISTANCE = 0, 1, 2
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Turns a normalised image block into BCD maps."""
+
+    @property
+    def halo(self) -> tuple[int, int, int]:
+        """Voxels of context (z, y, x) the maps at a voxel depend on, or that
+        the predictor needs to be accurate; the pipeline's halo is at least this."""
+        ...
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        """Map a ``(Z, Y, X) float32`` block to ``(3, Z, Y, X) float32`` maps."""
+        ...
+
+
+@runtime_checkable
+class PredictorSpec(Protocol):
+    """A frozen, hashable description of a predictor; ``build()`` makes one."""
+
+    def build(self) -> Predictor: ...
