@@ -1,0 +1,290 @@
+"""Create OME-Zarr images and label images (0.5 on zarr v3, 0.4 on zarr v2).
+
+Layout of an image with ``n_levels=2`` and one label image::
+
+    out.zarr/                 {"bigseg": {"complete": ...}, "ome": {"multiscales": ...}}
+    ├── 0/                    level 0, (Z, Y, X) or (C, Z, Y, X)
+    ├── 1/                    level 1, downscaled by ``factors[0]``
+    └── labels/               {"ome": {"labels": ["nuclei"]}}
+        └── nuclei/           {"ome": {"multiscales": ..., "image-label": {}}}
+            ├── 0/
+            └── 1/
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from typing import Any, Mapping, Sequence
+
+import numcodecs
+import numpy as np
+
+from bigseg.errors import InputError, OutputExistsError
+from bigseg.io._ngff import NgffVersion, parse_voxel_size
+from bigseg.io._pyramid import parse_factors, pyramid_shapes
+from bigseg.io._store import (
+    forget_handles,
+    is_empty_dir,
+    join_url,
+    make_store,
+    normalize_url,
+    open_group,
+    path_exists,
+    remove_tree,
+)
+from bigseg.io._writer import ImageWriter
+from bigseg.tiling._roi import parse_shape
+
+__all__ = ["create_image", "create_labels", "is_complete"]
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _parse_dtype(dtype: Any) -> str:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"`dtype` must be a numpy dtype such as 'uint16' or 'float32', got {dtype!r}") from None
+    if not (np.issubdtype(dt, np.number) or dt == np.bool_):
+        raise InputError(f"`dtype` must be numeric or bool, got {dt}")
+    return dt.str if dt.byteorder == ">" else dt.name
+
+
+def _level_layout(
+    shapes: Sequence[tuple[int, ...]],
+    chunk: tuple[int, ...],
+    shard: tuple[int, ...] | None,
+    lead: tuple[int, ...],
+) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...] | None, ...]]:
+    """Per-level full chunk and shard shapes: chunks clipped to the level,
+    shards clipped to the chunks that cover it (so they stay chunk multiples)."""
+    chunks, shards = [], []
+    for s in shapes:
+        c = tuple(min(a, b) for a, b in zip(chunk, s))
+        chunks.append(lead + c)
+        if shard is None:
+            shards.append(None)
+        else:
+            shards.append(lead + tuple(min(h, math.ceil(n / k) * k) for h, n, k in zip(shard, s, c)))
+    return tuple(chunks), tuple(shards)
+
+
+def _parse_chunks(
+    chunk_shape: Any, shard_shape: Any, shape: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Spatial chunk and shard shapes (Z, Y, X); chunks clipped to ``shape``."""
+    chunk = parse_shape(chunk_shape, name="chunk_shape")
+    chunk = tuple(min(c, s) for c, s in zip(chunk, shape))
+    if shard_shape is None:
+        return chunk, None
+    shard = parse_shape(shard_shape, name="shard_shape")
+    if any(h % c for h, c in zip(shard, chunk)):
+        raise InputError(f"`shard_shape` {shard} must be a multiple of `chunk_shape` {chunk} on every axis")
+    return chunk, shard
+
+
+def _prepare_path(url: str, storage_options: Mapping[str, Any] | None, overwrite: bool) -> None:
+    if not path_exists(url, storage_options) or is_empty_dir(url, storage_options):
+        return
+    if not overwrite:
+        raise OutputExistsError(
+            f"output {url!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose another path"
+        )
+    remove_tree(url, storage_options)
+
+
+def _create_arrays(writer: ImageWriter, attrs: dict[str, Any]) -> None:
+    fmt = 3 if writer.ngff_version == "0.5" else 2
+    store = make_store(writer.url, writer.storage_options, read_only=False)
+    import zarr
+
+    group = zarr.open_group(store, mode="w", zarr_format=fmt, attributes=attrs)  # type: ignore[arg-type]
+    dims = (("c",) if writer.has_channel else ()) + ("z", "y", "x")
+    for level, path in enumerate(writer.paths):
+        kwargs: dict[str, Any] = {
+            "shape": writer.level_shapes[level],
+            "chunks": writer.chunk_shapes[level],
+            "dtype": writer.dtype,
+            "fill_value": 0,
+        }
+        if fmt == 3:
+            kwargs.update(shards=writer.shard_shapes[level], dimension_names=dims)
+        else:
+            kwargs.update(
+                compressors=numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE),
+                chunk_key_encoding={"name": "v2", "separator": "/"},
+            )
+        group.create_array(path, **kwargs)
+    forget_handles(writer.url)
+
+
+def create_image(
+    url: str | os.PathLike[str],
+    *,
+    shape: Sequence[int],
+    dtype: Any,
+    voxel_size: Sequence[float],
+    chunk_shape: int | Sequence[int],
+    n_levels: int = 1,
+    downscale: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    ngff_version: NgffVersion = "0.5",
+    channel_names: Sequence[str] | None = None,
+    shard_shape: int | Sequence[int] | None = None,
+    overwrite: bool = False,
+    name: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ImageWriter:
+    """Create an empty OME-Zarr image and return its writer.
+
+    Parameters
+    ----------
+    url : str or path
+        Local path, ``file://`` or fsspec URL of the image group.
+    shape : (Z, Y, X) or (C, Z, Y, X) ints
+        (C, Z, Y, X) only with ``channel_names``; channels are never downscaled
+        and are stored in one chunk.
+    dtype : numpy dtype
+    voxel_size : (z, y, x) floats
+        Level-0 voxel size in µm.
+    chunk_shape : int or (Z, Y, X) ints
+        Storage chunk, clipped to the shape.
+    n_levels : int
+        Resolution levels (1 = no pyramid).
+    downscale : (z, y, x) ints, or one per level after the first, optional
+        Default: 2 in y, x; 2 in z while z voxels are not > 2x the xy size.
+    ngff_version : {"0.5", "0.4"}
+        0.5 writes zarr v3 (zstd); 0.4 zarr v2 (Blosc zstd).
+    channel_names : sequence of str, optional
+    shard_shape : int or (Z, Y, X) ints, optional
+        Shard shape (0.5 only), a multiple of ``chunk_shape``; writes must
+        then align to shards.
+    overwrite : bool
+        Replace an existing zarr tree at ``url`` (never a non-zarr folder).
+    name : str, optional
+        Name in the multiscales metadata (default: the folder name).
+    storage_options : dict, optional
+        Passed to fsspec.
+
+    Raises
+    ------
+    OutputExistsError
+        ``url`` exists and ``overwrite`` is False.
+    InputError
+        Invalid shapes, dtype, voxel size or version.
+    """
+    url = normalize_url(url)
+    if ngff_version not in ("0.4", "0.5"):
+        raise InputError(f"`ngff_version` must be '0.5' or '0.4', got {ngff_version!r}")
+    full = parse_shape(shape, name="shape", ndim=4 if channel_names is not None else 3)
+    lead = full[:-3]
+    if channel_names is not None:
+        channel_names = tuple(str(c) for c in channel_names)
+        if len(channel_names) != full[0]:
+            raise InputError(f"{len(channel_names)} `channel_names` given for {full[0]} channels (shape {full})")
+    if not isinstance(n_levels, int) or n_levels < 1:
+        raise InputError(f"`n_levels` must be an int >= 1, got {n_levels!r}")
+    if shard_shape is not None and ngff_version == "0.4":
+        raise InputError("`shard_shape` needs ngff_version='0.5' (zarr v3); OME-Zarr 0.4 (zarr v2) has no shards")
+    vs = parse_voxel_size(voxel_size)
+    factors = parse_factors(downscale, vs, n_levels)
+    spatial = pyramid_shapes(full[-3:], factors)
+    chunk, shard = _parse_chunks(chunk_shape, shard_shape, full[-3:])
+    chunks, shards = _level_layout(spatial, chunk, shard, lead)
+    sizes = [vs]
+    for f in factors:
+        sizes.append(tuple(v * k for v, k in zip(sizes[-1], f)))  # type: ignore[arg-type]
+    writer = ImageWriter(
+        url=url,
+        ngff_version=ngff_version,
+        dtype=_parse_dtype(dtype),
+        paths=tuple(str(i) for i in range(n_levels)),
+        level_shapes=tuple(lead + s for s in spatial),
+        chunk_shapes=chunks,
+        shard_shapes=shards,
+        voxel_sizes=tuple(sizes),  # type: ignore[arg-type]
+        factors=factors,
+        channel_names=channel_names,
+        name=name or url.rstrip("/").rsplit("/", 1)[-1],
+        storage_options=dict(storage_options) if storage_options else None,
+    )
+    _prepare_path(url, storage_options, overwrite)
+    _create_arrays(writer, {"bigseg": {"complete": False}})
+    log.info("created %s: levels %s, chunks %s, shards %s", url, writer.level_shapes, chunk, shard)
+    return writer
+
+
+def create_labels(
+    parent: ImageWriter,
+    name: str,
+    *,
+    dtype: Any = "uint32",
+    chunk_shape: int | Sequence[int] | None = None,
+    shard_shape: int | Sequence[int] | None = None,
+    overwrite: bool = False,
+) -> ImageWriter:
+    """Create the label image ``<parent>/labels/<name>`` and return its writer.
+
+    Same (Z, Y, X) shape, voxel size, number of levels and downscale factors
+    as ``parent``; no channel axis. ``chunk_shape`` and ``shard_shape``
+    default to the parent's. It is listed in ``labels`` at :meth:`finalize`.
+    """
+    if not isinstance(parent, ImageWriter):
+        raise InputError(f"`parent` must be an ImageWriter from create_image, got {type(parent).__name__}")
+    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+        raise InputError(f"label `name` must be letters, digits, '_', '-' or '.', got {name!r}")
+    if chunk_shape is None:
+        chunk_shape = parent.chunk_shapes[0][-3:]
+        if shard_shape is None and parent.shard_shapes[0] is not None:
+            shard_shape = parent.shard_shapes[0][-3:]
+    if shard_shape is not None and parent.ngff_version == "0.4":
+        raise InputError("`shard_shape` needs an OME-Zarr 0.5 parent; the parent is 0.4 (zarr v2)")
+    shape = parent.spatial_shape(0)
+    chunk, shard = _parse_chunks(chunk_shape, shard_shape, shape)
+    spatial = tuple(s[-3:] for s in parent.level_shapes)
+    chunks, shards = _level_layout(spatial, chunk, shard, ())
+    labels_url = join_url(parent.url, "labels")
+    writer = ImageWriter(
+        url=join_url(labels_url, name),
+        ngff_version=parent.ngff_version,
+        dtype=_parse_dtype(dtype),
+        paths=parent.paths,
+        level_shapes=spatial,
+        chunk_shapes=chunks,
+        shard_shapes=shards,
+        voxel_sizes=parent.voxel_sizes,
+        factors=parent.factors,
+        name=name,
+        is_labels=True,
+        storage_options=parent.storage_options,
+    )
+    _ensure_labels_group(labels_url, parent)
+    _prepare_path(writer.url, parent.storage_options, overwrite)
+    _create_arrays(writer, {"bigseg": {"complete": False}})
+    return writer
+
+
+def _ensure_labels_group(labels_url: str, parent: ImageWriter) -> None:
+    import zarr
+
+    fmt = 3 if parent.ngff_version == "0.5" else 2
+    store = make_store(labels_url, parent.storage_options, read_only=False)
+    try:
+        zarr.open_group(store, mode="r")  # type: ignore[arg-type]
+    except FileNotFoundError:
+        zarr.open_group(store, mode="w", zarr_format=fmt)  # type: ignore[arg-type]
+
+
+def is_complete(url: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True if ``url`` is a bigseg output whose ``finalize`` has run."""
+    url = normalize_url(url)
+    try:
+        group = open_group(url, storage_options, mode="r")
+    except (FileNotFoundError, OSError, ValueError):
+        return False
+    meta = dict(group.attrs).get("bigseg")
+    return isinstance(meta, Mapping) and meta.get("complete") is True

@@ -1,0 +1,207 @@
+"""OME-NGFF (OME-Zarr) metadata: build it for writing, parse it for reading.
+
+Version 0.5 keeps everything under ``attributes["ome"]`` of a zarr v3 group
+(``zarr.json``) with ``"version": "0.5"`` there; version 0.4 keeps
+``multiscales`` (with ``"version": "0.4"`` inside) in the ``.zattrs`` of a
+zarr v2 group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
+
+from bigseg.errors import InputError
+
+__all__ = [
+    "Multiscale",
+    "NgffVersion",
+    "labels_group_attrs",
+    "multiscales_attrs",
+    "ome_attrs",
+    "parse_multiscale",
+    "parse_voxel_size",
+]
+
+NgffVersion = Literal["0.4", "0.5"]
+
+# Factor that converts a length in the unit to micrometers.
+_UNIT_TO_UM: dict[str, float] = {
+    "angstrom": 1e-4,
+    "nanometer": 1e-3,
+    "nm": 1e-3,
+    "micrometer": 1.0,
+    "micron": 1.0,
+    "um": 1.0,
+    "µm": 1.0,
+    "\u03bcm": 1.0,
+    "millimeter": 1e3,
+    "mm": 1e3,
+    "centimeter": 1e4,
+    "cm": 1e4,
+    "meter": 1e6,
+    "m": 1e6,
+}
+
+
+def unit_to_um(unit: str | None) -> float:
+    """Micrometers per ``unit``; a missing unit is taken as micrometers."""
+    if unit is None or unit == "":
+        return 1.0
+    key = str(unit).strip().lower()
+    if key not in _UNIT_TO_UM:
+        raise InputError(
+            f"unsupported spatial unit {unit!r}; expected one of {sorted(set(_UNIT_TO_UM))} "
+            "or pass voxel_size=(z, y, x) in µm (CLI: --voxel-size Z Y X)"
+        )
+    return _UNIT_TO_UM[key]
+
+
+# ---------------------------------------------------------------- writing
+
+
+def multiscales_attrs(
+    *,
+    paths: Sequence[str],
+    voxel_sizes: Sequence[Sequence[float]],
+    has_channel: bool,
+    name: str,
+    version: NgffVersion,
+) -> dict[str, Any]:
+    """One ``multiscales`` entry: axes (c?, z, y, x) in micrometers and a scale per level."""
+    axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if has_channel else []
+    axes += [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    lead = [1.0] if has_channel else []
+    datasets = [
+        {"path": p, "coordinateTransformations": [{"type": "scale", "scale": lead + [float(v) for v in vs]}]}
+        for p, vs in zip(paths, voxel_sizes)
+    ]
+    ms: dict[str, Any] = {"name": name, "axes": axes, "datasets": datasets}
+    if version == "0.4":
+        ms = {"version": "0.4", **ms}
+    return ms
+
+
+def ome_attrs(version: NgffVersion, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Wrap NGFF keys for ``version``: under ``"ome"`` for 0.5, at top level for 0.4."""
+    if version == "0.5":
+        return {"ome": {"version": "0.5", **body}}
+    return dict(body)
+
+
+def labels_group_attrs(version: NgffVersion, names: Sequence[str]) -> dict[str, Any]:
+    """Attributes of the ``labels`` group listing its label images."""
+    return ome_attrs(version, {"labels": list(names)})
+
+
+def image_label_attrs(version: NgffVersion) -> dict[str, Any]:
+    """The ``image-label`` entry marking a label image."""
+    return {"version": "0.4"} if version == "0.4" else {}
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class Multiscale:
+    """What bigseg needs from one ``multiscales`` entry.
+
+    Attributes
+    ----------
+    version : str or None
+    axes : tuple of (name, type)
+        Lower-case axis names and types (``""`` where the type is missing).
+    paths : tuple of str
+        Array paths, finest level first.
+    voxel_sizes : tuple of (z, y, x) floats
+        Per level, in µm (dataset scale times the multiscale-level scale).
+    """
+
+    version: str | None
+    axes: tuple[tuple[str, str], ...]
+    paths: tuple[str, ...]
+    voxel_sizes: tuple[tuple[float, float, float] | None, ...]
+
+
+def ngff_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The NGFF keys of a group's attributes and the version they declare."""
+    if isinstance(attrs.get("ome"), Mapping):
+        ome = dict(attrs["ome"])
+        return ome, str(ome.get("version")) if ome.get("version") is not None else "0.5"
+    body = dict(attrs)
+    ms = body.get("multiscales")
+    version = None
+    if isinstance(ms, list) and ms and isinstance(ms[0], Mapping):
+        version = ms[0].get("version")
+    return body, str(version) if version is not None else None
+
+
+def _parse_axes(raw: Any, ndim_hint: int | None) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        if ndim_hint is None:
+            raise InputError("OME-Zarr multiscales has no `axes` and the array rank is unknown")
+        return tuple((a, "") for a in "tczyx"[-ndim_hint:])
+    out = []
+    for a in raw:
+        if isinstance(a, str):  # NGFF 0.3: plain names
+            out.append((a.lower(), ""))
+        else:
+            out.append((str(a.get("name", "")).lower(), str(a.get("type", "") or "").lower()))
+    return tuple(out)
+
+
+def _scale_of(transforms: Any, ndim: int) -> list[float]:
+    scale = [1.0] * ndim
+    for t in transforms or []:
+        if isinstance(t, Mapping) and t.get("type") == "scale":
+            values = t.get("scale")
+            if not isinstance(values, list) or len(values) != ndim:
+                raise InputError(f"coordinateTransformations scale {values!r} does not match {ndim} axes")
+            scale = [a * float(b) for a, b in zip(scale, values)]
+    return scale
+
+
+def parse_multiscale(body: Mapping[str, Any], version: str | None, *, ndim_hint: int | None = None) -> Multiscale:
+    """Parse the first ``multiscales`` entry of NGFF attributes ``body``."""
+    ms_list = body.get("multiscales")
+    if not isinstance(ms_list, list) or not ms_list:
+        raise InputError("OME-Zarr group has no `multiscales` entry")
+    ms = ms_list[0]
+    axes = _parse_axes(ms.get("axes"), ndim_hint)
+    datasets = ms.get("datasets") or []
+    if not datasets:
+        raise InputError("OME-Zarr multiscales lists no datasets (resolution levels)")
+    spatial = [i for i, (name, kind) in enumerate(axes) if kind == "space" or (not kind and name in ("z", "y", "x"))]
+    units = [
+        unit_to_um(raw.get("unit")) if isinstance(raw, Mapping) else 1.0
+        for raw in (ms.get("axes") or [None] * len(axes))
+    ]
+    outer = _scale_of(ms.get("coordinateTransformations"), len(axes))
+    sizes: list[tuple[float, float, float] | None] = []
+    for ds in datasets:
+        scale = _scale_of(ds.get("coordinateTransformations"), len(axes))
+        if len(spatial) != 3 or all(
+            t.get("type") != "scale" for t in ds.get("coordinateTransformations") or [] if isinstance(t, Mapping)
+        ):
+            sizes.append(None)
+            continue
+        vs = tuple(scale[i] * outer[i] * units[i] for i in spatial)
+        sizes.append(vs if all(math.isfinite(v) and v > 0 for v in vs) else None)  # type: ignore[arg-type]
+    return Multiscale(
+        version=version,
+        axes=axes,
+        paths=tuple(str(ds["path"]) for ds in datasets),
+        voxel_sizes=tuple(sizes),
+    )
+
+
+def parse_voxel_size(value: Any, *, name: str = "voxel_size") -> tuple[float, float, float]:
+    """``value`` as 3 positive finite floats (z, y, x) in µm."""
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"`{name}` must be 3 numbers (z, y, x) in µm, got {value!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out):
+        raise InputError(f"`{name}` must be 3 positive finite numbers (z, y, x) in µm, got {value!r}")
+    return out  # type: ignore[return-value]
