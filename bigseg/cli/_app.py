@@ -14,6 +14,8 @@ import typer
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
 COMMAND_MODULES = [
+    "bigseg.cli._segment",
+    "bigseg.cli._evaluate",
 ]
 
 app = typer.Typer(

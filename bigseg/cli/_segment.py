@@ -1,0 +1,97 @@
+"""``bigseg segment IN OUT``: the main job."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from bigseg.errors import BigsegError
+
+__all__ = ["register"]
+
+
+class _Progress:
+    """tqdm bars per stage (only the CLI shows progress)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.bar, self.stage = enabled, None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            self.close()
+            self.stage, self.bar = stage, tqdm(total=total, desc=f"{stage:>10}", unit="block", leave=False)
+        assert self.bar is not None
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _triple(values: Optional[list[Any]], name: str) -> Any:
+    if values is None:
+        return None
+    if len(values) == 1:
+        return (values[0],) * 3
+    if len(values) != 3:
+        raise typer.BadParameter(f"{name} takes 1 or 3 values (z y x), got {len(values)}: {values}")
+    return tuple(values)
+
+
+def segment_command(
+    input: str = typer.Argument(..., help="OME-Zarr / zarr / TIFF path or fsspec URL."),
+    output: str = typer.Argument(..., help="Output OME-Zarr path or URL."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML job file (lowest precedence)."),
+    predictor: Optional[str] = typer.Option(None, help="'model' or 'classical'."),
+    model: Optional[str] = typer.Option(None, help="Model package (folder or .zip); default: the shipped model."),
+    diameter: Optional[float] = typer.Option(None, "--diameter", help="Typical nucleus diameter in µm."),
+    voxel_size: Optional[list[float]] = typer.Option(None, "--voxel-size", help="Voxel size z y x in µm (repeat 3×)."),
+    level: Optional[int] = typer.Option(None, help="Resolution level of the input."),
+    channel: Optional[int] = typer.Option(None, help="Channel of a multi-channel image."),
+    block_shape: Optional[list[int]] = typer.Option(None, "--block-shape", help="Block shape z y x (1 or 3 values)."),
+    halo: Optional[list[int]] = typer.Option(None, "--halo", help="Halo z y x in voxels (1 or 3 values)."),
+    stitch: Optional[str] = typer.Option(None, help="'seeds' (exact) or 'overlap' (mutual-best IoU)."),
+    min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
+    tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
+    save_maps: Optional[bool] = typer.Option(None, "--save-maps/--no-save-maps", help="Keep BCD maps for `bigseg decode`."),
+    ngff_version: Optional[str] = typer.Option(None, "--ngff-version", help="'0.5' (zarr v3) or '0.4' (zarr v2)."),
+    scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address (tcp://host:8786)."),
+    n_workers: Optional[int] = typer.Option(None, "--n-workers", help="Workers of the embedded local cluster."),
+    overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace an existing output."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Segment every nucleus of a 3D image into OUT (OME-Zarr labels + Parquet table)."""
+    from bigseg.config import load_config
+    from bigseg.pipeline import segment
+
+    bar = _Progress(progress)
+    try:
+        cfg = load_config(
+            config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=_triple(voxel_size, "--voxel-size"),
+            level=level, channel=channel, block_shape=_triple(block_shape, "--block-shape"),
+            halo=_triple(halo, "--halo"), stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
+            ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
+        )
+        result = segment(input, output, config=cfg, progress=bar)
+    except BigsegError as exc:
+        bar.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    bar.close()
+    if result.dashboard_link:
+        typer.echo(f"dask dashboard was at {result.dashboard_link}")
+    typer.echo(result.summary())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("segment")(segment_command)
+    logging.getLogger(__name__).debug("registered segment")

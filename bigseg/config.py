@@ -1,0 +1,137 @@
+"""The user-facing run configuration.
+
+One pydantic model, ``extra="forbid"``, layered in this order (later wins):
+a YAML job file → ``BIGSEG_*`` environment variables → explicit arguments
+(CLI flags or keyword arguments of :func:`bigseg.segment`). It is converted
+once, at the entry, into the frozen values the stages use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bigseg.errors import InputError
+
+__all__ = ["SegmentConfig", "load_config"]
+
+ENV_PREFIX = "BIGSEG_"
+
+Triple = tuple[int, int, int]
+
+
+class SegmentConfig(BaseModel):
+    """Everything a segmentation run needs besides input and output.
+
+    Lengths in µm are named ``*_um``; shapes are voxels (z, y, x).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # input
+    level: int = Field(0, ge=0, description="Resolution level of the input to segment.")
+    channel: int | None = Field(None, ge=0, description="Channel of a multi-channel image.")
+    voxel_size: tuple[float, float, float] | None = Field(
+        None, description="Voxel size (z, y, x) in µm; overrides or supplies the metadata."
+    )
+    # prediction
+    predictor: Literal["model", "classical"] = Field(
+        "classical", description="'model' (a trained network; the shipped default unless `model` is set) or 'classical'."
+    )
+    model: str | None = Field(None, description="Path of a model package; default: the shipped model.")
+    diameter_um: float | None = Field(
+        None, gt=0, description="Typical nucleus diameter in µm (default: the model's training diameter, or 10)."
+    )
+    tta: bool = Field(False, description="Flip test-time augmentation.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # decoding
+    seed_foreground: float | None = Field(None, ge=0, le=1)
+    seed_contour: float | None = Field(None, ge=0, le=1)
+    seed_distance: float | None = Field(None, ge=-1, le=1)
+    mask_foreground: float | None = Field(None, ge=0, le=1)
+    min_volume_um3: float | None = Field(None, ge=0, description="Remove objects smaller than this (µm³).")
+    # tiling and stitching
+    block_shape: Triple = Field((128, 128, 128), description="Block (and output chunk) shape in voxels.")
+    halo: Triple | None = Field(None, description="Halo in voxels; default from the predictor and diameter.")
+    stitch: Literal["seeds", "overlap"] = Field(
+        "seeds", description="'seeds': global seed IDs (exact); 'overlap': per-block labels merged on mutual-best IoU."
+    )
+    min_iou: float = Field(0.5, gt=0, le=1, description="IoU needed to merge across blocks ('overlap' only).")
+    # output
+    ngff_version: Literal["0.4", "0.5"] = "0.5"
+    save_maps: bool = Field(False, description="Keep the BCD maps (OUT/maps) for `bigseg decode`.")
+    shard: bool = Field(False, description="Write shards of one block each (chunks of half a block).")
+    overwrite: bool = False
+    # execution
+    scheduler: str = Field(
+        "local", description="'local' (embedded LocalCluster), 'sync' (in-process, no Dask), or a scheduler address."
+    )
+    n_workers: int | None = Field(None, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "auto"
+    window: int | None = Field(None, ge=1, description="Most block tasks in flight (default 2 per worker thread).")
+    gpu_resources: bool = Field(False, description="Ask for resources={'GPU': 1} for inference tasks.")
+
+    @field_validator("block_shape", "halo")
+    @classmethod
+    def _positive(cls, v: Triple | None, info: Any) -> Triple | None:
+        if v is None:
+            return v
+        minimum = 1 if info.field_name == "block_shape" else 0
+        if any(x < minimum for x in v):
+            raise ValueError(f"{info.field_name} values must be >= {minimum}, got {v}")
+        return v
+
+    @field_validator("voxel_size")
+    @classmethod
+    def _voxel(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if v is not None and any(not (x > 0) for x in v):
+            raise ValueError(f"voxel_size must be 3 positive numbers (z, y, x) in µm, got {v}")
+        return v
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in SegmentConfig.model_fields:
+            continue
+        out[name] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> SegmentConfig:
+    """Build a :class:`SegmentConfig` from a YAML file, the environment and overrides.
+
+    ``None`` overrides are ignored, so unset CLI flags do not mask lower layers.
+    """
+    layers: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"config file {str(p)!r} does not exist; pass the path of a YAML job file")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise InputError(f"config file {str(p)!r} must hold a YAML mapping of options, got {type(loaded).__name__}")
+        layers.update(loaded)
+    layers.update(_env_layer(os.environ if environ is None else environ))
+    layers.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return SegmentConfig.model_validate(layers)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise InputError(f"invalid bigseg configuration: {problems}") from None

@@ -1,0 +1,5 @@
+"""Decoding: BCD maps → instance labels within one block."""
+
+from bigseg.decode._watershed import DecodeParams, flood_block, foreground_mask, seed_mask, watershed_block
+
+__all__ = ["DecodeParams", "flood_block", "foreground_mask", "seed_mask", "watershed_block"]

@@ -1,0 +1,6 @@
+"""Composition of the stages into block-wise runs on Dask."""
+
+from bigseg.pipeline._executor import BlockRunner, open_client
+from bigseg.pipeline._segment import SegmentResult, segment
+
+__all__ = ["BlockRunner", "SegmentResult", "open_client", "segment"]

@@ -1,0 +1,87 @@
+"""Turning a validated config and an opened volume into the run's fixed values."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bigseg.config import SegmentConfig
+from bigseg.decode import DecodeParams
+from bigseg.errors import InputError
+from bigseg.io._volume import Volume
+from bigseg.predict import ClassicalSpec, Normalization, PredictorSpec, estimate_normalization, get_predictor
+from bigseg.tiling import Grid, Halo
+
+__all__ = ["Plan", "decode_params", "make_plan", "check_output_location"]
+
+DEFAULT_DIAMETER_UM = 10.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Fixed values of one run, derived once from the config."""
+
+    grid: Grid
+    predictor: PredictorSpec
+    normalization: Normalization
+    params: DecodeParams
+    diameter_um: float
+
+
+def check_output_location(input_url: str, output_url: str) -> None:
+    """Refuse an output that is, or lies inside, the input (the input is never modified)."""
+    if "://" in input_url or "://" in output_url:
+        same = output_url.rstrip("/") == input_url.rstrip("/")
+        inside = output_url.startswith(input_url.rstrip("/") + "/")
+    else:
+        inp, out = Path(input_url).resolve(), Path(output_url).resolve()
+        same, inside = out == inp, inp in out.parents
+    if same or inside:
+        raise InputError(
+            f"output {output_url!r} is {'the input' if same else 'inside the input'} {input_url!r}; "
+            "bigseg never modifies its input: choose an output path outside it"
+        )
+
+
+def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float) -> DecodeParams:
+    """Decode thresholds: the predictor's defaults, overridden by the config."""
+    overrides = {
+        k: getattr(cfg, k)
+        for k in ("seed_foreground", "seed_contour", "seed_distance", "mask_foreground", "min_volume_um3")
+        if getattr(cfg, k) is not None
+    }
+    if "min_volume_um3" not in overrides:
+        # Default: a sphere of a third of the typical diameter (1/27 of a typical nucleus).
+        overrides["min_volume_um3"] = math.pi / 6 * (diameter_um / 3) ** 3
+    return replace(defaults, **overrides)
+
+
+def _predictor(cfg: SegmentConfig, volume: Volume) -> tuple[PredictorSpec, Normalization, DecodeParams, float]:
+    norm = estimate_normalization(volume)
+    if cfg.predictor == "classical":
+        diameter = cfg.diameter_um or DEFAULT_DIAMETER_UM
+        return ClassicalSpec(volume.voxel_size, diameter, threshold=norm.threshold), norm, DecodeParams(), diameter
+    from bigseg.predict import model_spec
+
+    spec, defaults, diameter = model_spec(
+        cfg.model, voxel_size=volume.voxel_size, diameter_um=cfg.diameter_um, device=cfg.device, tta=cfg.tta
+    )
+    return spec, norm, defaults, diameter
+
+
+def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
+    """Choose the predictor, decode thresholds, halo and grid for ``volume``."""
+    spec, norm, defaults, diameter = _predictor(cfg, volume)
+    params = decode_params(cfg, defaults, diameter)
+    if cfg.halo is not None:
+        halo = cfg.halo
+    else:
+        # Seeds flood at most about one diameter: the read ROI must hold every seed of a core voxel.
+        reach = tuple(math.ceil(diameter / v) + 1 for v in volume.voxel_size)
+        pred = tuple(get_predictor(spec).halo)
+        halo = tuple(max(a, b) for a, b in zip(reach, pred))
+    block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
+    if cfg.shard and any(b % 2 for b in block):
+        raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
+    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter)

@@ -1,0 +1,32 @@
+"""Writing the nucleus table (Parquet) to a local path or fsspec URL."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bigseg.io._store import get_fs, is_local
+
+__all__ = ["write_table"]
+
+
+def write_table(table: pa.Table, url: str) -> None:
+    """Write ``table`` to ``url``; locally via a temporary file and an atomic rename."""
+    if is_local(url):
+        folder = os.path.dirname(url)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".parquet.tmp")
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, url)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    fs, path = get_fs(url)
+    with fs.open(path, "wb") as f:
+        pq.write_table(table, f)
