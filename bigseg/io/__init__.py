@@ -1,14 +1,20 @@
 """Reading 3D inputs (OME-Zarr, zarr, TIFF; local or fsspec URLs) and writing OME-Zarr outputs."""
 
+from bigseg.io._copy import copy_image_block
 from bigseg.io._create import create_image, create_labels, is_complete
+from bigseg.io._open import open_volume
 from bigseg.io._pyramid import default_factors, downsample
+from bigseg.io._volume import Volume
 from bigseg.io._writer import ImageWriter
 
 __all__ = [
     "ImageWriter",
+    "Volume",
+    "copy_image_block",
     "create_image",
     "create_labels",
     "default_factors",
     "downsample",
     "is_complete",
+    "open_volume",
 ]

@@ -63,7 +63,8 @@ def _level_layout(
 ) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...] | None, ...]]:
     """Per-level full chunk and shard shapes: chunks clipped to the level,
     shards clipped to the chunks that cover it (so they stay chunk multiples)."""
-    chunks, shards = [], []
+    chunks: list[tuple[int, ...]] = []
+    shards: list[tuple[int, ...] | None] = []
     for s in shapes:
         c = tuple(min(a, b) for a, b in zip(chunk, s))
         chunks.append(lead + c)
@@ -74,12 +75,9 @@ def _level_layout(
     return tuple(chunks), tuple(shards)
 
 
-def _parse_chunks(
-    chunk_shape: Any, shard_shape: Any, shape: tuple[int, ...]
-) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
-    """Spatial chunk and shard shapes (Z, Y, X); chunks clipped to ``shape``."""
+def _parse_chunks(chunk_shape: Any, shard_shape: Any) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Spatial chunk and shard shapes (Z, Y, X) as asked (clipped per level later)."""
     chunk = parse_shape(chunk_shape, name="chunk_shape")
-    chunk = tuple(min(c, s) for c, s in zip(chunk, shape))
     if shard_shape is None:
         return chunk, None
     shard = parse_shape(shard_shape, name="shard_shape")
@@ -193,7 +191,7 @@ def create_image(
     vs = parse_voxel_size(voxel_size)
     factors = parse_factors(downscale, vs, n_levels)
     spatial = pyramid_shapes(full[-3:], factors)
-    chunk, shard = _parse_chunks(chunk_shape, shard_shape, full[-3:])
+    chunk, shard = _parse_chunks(chunk_shape, shard_shape)
     chunks, shards = _level_layout(spatial, chunk, shard, lead)
     sizes = [vs]
     for f in factors:
@@ -243,8 +241,7 @@ def create_labels(
             shard_shape = parent.shard_shapes[0][-3:]
     if shard_shape is not None and parent.ngff_version == "0.4":
         raise InputError("`shard_shape` needs an OME-Zarr 0.5 parent; the parent is 0.4 (zarr v2)")
-    shape = parent.spatial_shape(0)
-    chunk, shard = _parse_chunks(chunk_shape, shard_shape, shape)
+    chunk, shard = _parse_chunks(chunk_shape, shard_shape)
     spatial = tuple(s[-3:] for s in parent.level_shapes)
     chunks, shards = _level_layout(spatial, chunk, shard, ())
     labels_url = join_url(parent.url, "labels")

@@ -10,7 +10,7 @@ last voxel along an axis may summarize fewer than ``factor`` voxels::
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -54,9 +54,8 @@ def parse_factors(
     """
     if downscale is None:
         return default_factors(voxel_size, n_levels)
-    items = list(downscale)
-    if items and all(isinstance(v, (int, np.integer)) for v in items):
-        items = [tuple(items)] * (n_levels - 1)  # type: ignore[list-item]
+    raw: list[Any] = list(downscale)
+    items: list[Any] = [raw] * (n_levels - 1) if raw and all(isinstance(v, (int, np.integer)) for v in raw) else raw
     if len(items) != n_levels - 1:
         raise InputError(
             f"`downscale` must be one (z, y, x) factor or {n_levels - 1} of them (one per level after the first), "
@@ -64,19 +63,21 @@ def parse_factors(
         )
     out: list[Factor] = []
     for f in items:
-        t = tuple(int(v) for v in f)  # type: ignore[union-attr]
+        t = tuple(int(v) for v in f)
         if len(t) != 3 or any(v < 1 for v in t):
             raise InputError(f"each `downscale` factor must be 3 ints >= 1 (z, y, x), got {f!r}")
-        out.append(t)  # type: ignore[arg-type]
+        out.append((t[0], t[1], t[2]))
     return tuple(out)
 
 
 def pyramid_shapes(shape: Sequence[int], factors: Sequence[Factor]) -> tuple[tuple[int, int, int], ...]:
     """(Z, Y, X) shape of every level: level 0 is ``shape``, then ceil-divided."""
-    shapes = [tuple(int(s) for s in shape)]
-    for f in factors:
-        shapes.append(tuple(max(1, math.ceil(s / v)) for s, v in zip(shapes[-1], f)))
-    return tuple(shapes)  # type: ignore[return-value]
+    z, y, x = (int(s) for s in shape)
+    shapes = [(z, y, x)]
+    for fz, fy, fx in factors:
+        z, y, x = math.ceil(z / fz), math.ceil(y / fy), math.ceil(x / fx)
+        shapes.append((z, y, x))
+    return tuple(shapes)
 
 
 def downsample(data: np.ndarray, factor: Sequence[int], method: Method) -> np.ndarray:
@@ -121,7 +122,7 @@ def _mean(data: np.ndarray, f: tuple[int, ...]) -> np.ndarray:
         info = np.iinfo(data.dtype)
         acc = np.clip(np.rint(acc), info.min, info.max)
     elif data.dtype == np.bool_:
-        acc = acc >= 0.5
+        return acc >= 0.5
     return acc.astype(data.dtype)
 
 
