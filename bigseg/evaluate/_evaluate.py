@@ -55,10 +55,8 @@ class _Source:
 
 def _open(value: Any, name: str, voxel_size: Sequence[float] | None) -> _Source:
     if isinstance(value, (str, os.PathLike)):
-        from bigseg.io import open_volume  # lazily: numpy-only use needs no zarr/fsspec
-
-        value = open_volume(os.fspath(value), voxel_size=voxel_size)
-    elif isinstance(value, (list, tuple)) or not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        return _open_path(os.fspath(value), name, voxel_size)
+    if isinstance(value, (list, tuple)) or not hasattr(value, "shape") or not hasattr(value, "dtype"):
         raise InputError(
             f"`{name}` must be a label array (numpy, zarr, dask), a Volume or a path/URL, got {type(value).__name__}"
         )
@@ -70,6 +68,21 @@ def _open(value: Any, name: str, voxel_size: Sequence[float] | None) -> _Source:
         dtype=np.dtype(value.dtype),
         voxel_size=None if vs is None else tuple(float(v) for v in vs),
     )
+
+
+def _open_path(url: str, name: str, voxel_size: Sequence[float] | None) -> _Source:
+    """Open a path/URL; a file without voxel size is fine here (scores are in voxels)."""
+    from bigseg.io import open_volume  # lazily: numpy-only use needs no zarr/fsspec
+
+    try:
+        return _open(open_volume(url, voxel_size=voxel_size), name, voxel_size)
+    except InputError as exc:
+        if voxel_size is not None or "no voxel size" not in str(exc):
+            raise
+    # open_volume insists on a voxel size; any placeholder works, and the source is
+    # recorded as having none, so there is nothing to compare.
+    src = _open(open_volume(url, voxel_size=(1.0, 1.0, 1.0)), name, None)
+    return _Source(src.name, src.data, src.shape, src.dtype, None)
 
 
 def _validate(pred: _Source, gt: _Source, mask: _Source | None, voxel_size: Sequence[float] | None) -> None:

@@ -1,16 +1,19 @@
 """Voxel-pair metrics from a :class:`Contingency`: foreground Dice, adapted Rand error, VI.
 
-Conventions (see docs/evaluation.md):
+Conventions (see docs/evaluation.md), following 3DCellSeg's evaluation code
+(itself from gala/CREMI):
 
-* Adapted Rand error and variation of information are computed over the
-  voxels that are *foreground in the ground truth*; background in the
-  prediction inside them counts as one more segment (so a missed nucleus is a
-  merge with the background). This is the SNEMI3D/CREMI convention and equals
-  ``skimage.metrics.adapted_rand_error(gt, pred)`` and
-  ``skimage.metrics.variation_of_information(gt, pred, ignore_labels=(0,))``.
-* Rand pairs are ordered pairs of *distinct* voxels, ``n (n - 1)`` per segment
-  of ``n`` voxels (as skimage; CREMI's script counts ``n**2``).
-* VI is in bits (log base 2); split = H(pred | gt), merge = H(gt | pred).
+* Adapted Rand error is the SNEMI3D definition: only voxels that are
+  foreground in the ground truth count, and each of those that the
+  prediction leaves unlabelled is a segment of its own (a missed nucleus
+  lowers recall without being "merged" with the background). Rand pairs are
+  ordered pairs of *distinct* voxels, ``n (n - 1)`` per segment of ``n``
+  voxels (as skimage; the SNEMI3D/CREMI scripts count ``n**2`` with a
+  per-voxel correction). This equals ``skimage.metrics.adapted_rand_error``
+  once each unlabelled predicted voxel gets a label of its own.
+* Variation of information counts voxels that are foreground in *both*
+  (background of either side ignored, as gala's ``split_vi`` and 3DCellSeg),
+  in bits; split = H(pred | gt), merge = H(gt | pred).
 """
 
 from __future__ import annotations
@@ -30,45 +33,44 @@ def foreground_dice(table: Contingency) -> float:
     return 1.0 if n_pred + n_gt == 0 else 2.0 * both / (n_pred + n_gt)
 
 
-def _gt_foreground(table: Contingency) -> tuple[np.ndarray, ...]:
-    """Pair counts restricted to ground-truth foreground, and the marginals.
-
-    Returns ``n`` (K,), segment sizes ``a`` (pred) and ``b`` (gt) within the
-    restriction, and ``a_of``/``b_of`` (K,): the sizes of each pair's segments.
-    """
-    fg = table.gt_ids != 0
-    n = table.counts[fg].astype(np.float64)
-    _, p_inv = np.unique(table.pred_ids[fg], return_inverse=True)
-    _, g_inv = np.unique(table.gt_ids[fg], return_inverse=True)
+def _marginals(pid: np.ndarray, gid: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: the size of its predicted and of its true segment, within the pairs given."""
+    _, p_inv = np.unique(pid, return_inverse=True)
+    _, g_inv = np.unique(gid, return_inverse=True)
     p_inv, g_inv = p_inv.reshape(-1), g_inv.reshape(-1)
-    a = np.bincount(p_inv, weights=n)
-    b = np.bincount(g_inv, weights=n)
-    return n, a, b, a[p_inv], b[g_inv]
+    return np.bincount(p_inv, weights=n)[p_inv], np.bincount(g_inv, weights=n)[g_inv]
+
+
+def _pairs(x: np.ndarray) -> float:
+    return float(np.sum(x * (x - 1)))
 
 
 def adapted_rand_error(table: Contingency) -> tuple[float, float, float]:
     """Adapted Rand error, precision and recall (SNEMI3D; Arganda-Carreras et al. 2015).
 
-    Over ground-truth foreground voxels: with ``n_ij`` the voxels shared by
-    predicted segment ``i`` and true segment ``j``, ``a_i``/``b_j`` the
-    segment sizes, and ``f(x) = x (x - 1)``::
+    Over ground-truth foreground voxels, unlabelled predicted voxels being
+    singletons: with ``n_ij`` the voxels shared by predicted segment ``i``
+    and true segment ``j``, ``a_i``/``b_j`` the segment sizes, and
+    ``f(x) = x (x - 1)`` (ordered pairs of distinct voxels)::
 
         precision = Σ f(n_ij) / Σ f(a_i)      (pairs joined in pred that are right)
         recall    = Σ f(n_ij) / Σ f(b_j)      (pairs joined in gt that pred joins)
         ARE       = 1 - 2 Σ f(n_ij) / (Σ f(a_i) + Σ f(b_j))
 
     A ratio with no pairs to count is 1 (nothing joined, nothing wrong), so
-    empty ground truth gives ARE 0. Note: skimage 0.26 returns precision and
-    recall swapped (scikit-image issue 6485); the error is the same.
+    empty ground truth gives ARE 0, and an empty prediction ARE 1.
 
     Returns
     -------
     are, precision, recall : float
     """
-    n, a, b, _, _ = _gt_foreground(table)
-    both = float(np.sum(n * (n - 1)))
-    pred_pairs = float(np.sum(a * (a - 1)))
-    gt_pairs = float(np.sum(b * (b - 1)))
+    gt_pairs = _pairs(table.gt_sizes[table.gt_labels != 0].astype(np.float64))
+    # Unlabelled predicted voxels are singletons: they join no pairs.
+    joint = (table.gt_ids != 0) & (table.pred_ids != 0)
+    n = table.counts[joint].astype(np.float64)
+    _, p_inv = np.unique(table.pred_ids[joint], return_inverse=True)
+    pred_pairs = _pairs(np.bincount(p_inv.reshape(-1), weights=n))
+    both = _pairs(n)
     precision = both / pred_pairs if pred_pairs else 1.0
     recall = both / gt_pairs if gt_pairs else 1.0
     f_score = 2.0 * both / (pred_pairs + gt_pairs) if pred_pairs + gt_pairs else 1.0
@@ -76,24 +78,27 @@ def adapted_rand_error(table: Contingency) -> tuple[float, float, float]:
 
 
 def variation_of_information(table: Contingency) -> tuple[float, float]:
-    """Variation of information split and merge, in bits (Meilă 2007; CREMI).
+    """Variation of information split and merge, in bits (Meilă 2007; CREMI, 3DCellSeg).
 
-    Over ground-truth foreground voxels, with ``p_ij = n_ij / N``::
+    Over voxels that are foreground in both, ``N`` of them, with
+    ``p_ij = n_ij / N``::
 
         split = H(pred | gt) = -Σ p_ij log2(n_ij / b_j)   (gt objects cut into pieces)
         merge = H(gt | pred) = -Σ p_ij log2(n_ij / a_i)   (pred objects spanning several)
 
-    Both are 0 when there is no ground-truth foreground.
+    Both are 0 when no voxel is foreground in both.
 
     Returns
     -------
     split, merge : float
     """
-    n, _, _, p_of, g_of = _gt_foreground(table)
+    fg = (table.gt_ids != 0) & (table.pred_ids != 0)
+    n = table.counts[fg].astype(np.float64)
     total = float(n.sum())
     if total == 0:
         return 0.0, 0.0
-    split = -float(np.sum(n * np.log2(n / g_of))) / total
-    merge = -float(np.sum(n * np.log2(n / p_of))) / total
-    # -0.0 and rounding noise below zero read badly in a report.
-    return max(split, 0.0), max(merge, 0.0)
+    a_of, b_of = _marginals(table.pred_ids[fg], table.gt_ids[fg], n)
+    split = -float(np.sum(n * np.log2(n / b_of))) / total
+    merge = -float(np.sum(n * np.log2(n / a_of))) / total
+    # Rounding can leave -0.0 or -1e-17 for a perfect score; report 0.
+    return (split if split > 0 else 0.0), (merge if merge > 0 else 0.0)

@@ -51,12 +51,10 @@ def test_empty_prediction():
         assert (s.tp, s.fp, s.fn) == (0, 0, 2)
         assert s.precision == s.recall == s.f1 == s.ap == s.mean_iou == s.pq == 0.0
     assert r.dice == 0.0
-    # gt-foreground voxels all in pred segment 0: joined pairs 2*8*7 = 112 in both,
-    # 16*15 = 240 in pred  ->  ARE = 1 - 2*112/(240+112) = 4/11; precision 112/240
-    assert r.adapted_rand_error == pytest.approx(4 / 11, abs=TOL)
-    assert r.rand_precision == pytest.approx(112 / 240, abs=TOL) and r.rand_recall == 1.0
-    # each gt cube lies in one pred segment (no split); pred 0 holds two equal halves: 1 bit merge
-    assert r.vi_split == pytest.approx(0.0, abs=TOL) and r.vi_merge == pytest.approx(1.0, abs=TOL)
+    # unlabelled voxels are singletons: no predicted pairs (precision 1 by convention),
+    # none of the 2*8*7 true pairs recovered (recall 0)  ->  ARE 1
+    assert (r.adapted_rand_error, r.rand_precision, r.rand_recall) == (1.0, 1.0, 0.0)
+    assert (r.vi_split, r.vi_merge) == (0.0, 0.0)  # no voxel is foreground in both
     assert r.mean_gt_iou == r.mean_gt_dice == 0.0
 
 
@@ -148,6 +146,14 @@ def test_ignore_border():
     assert s.mean_iou == pytest.approx((1 + 2 / 4) / 2, abs=TOL)
 
 
+def _singletons(pred, gt):
+    """``pred`` with every unlabelled voxel inside ground-truth foreground given its own label."""
+    out = pred.astype(np.int64)
+    holes = (out == 0) & (gt != 0)
+    out[holes] = out.max() + 1 + np.arange(np.count_nonzero(holes))
+    return out
+
+
 def test_skimage_equality_on_random_volumes():
     rng = np.random.default_rng(42)
     for trial in range(6):
@@ -155,12 +161,22 @@ def test_skimage_equality_on_random_volumes():
         gt = rng.integers(0, 3 + trial, shape).astype(np.uint16)
         pred = rng.integers(0, 2 + 2 * trial, shape).astype(np.int32)
         r = _score(pred, gt)
-        are, sk_p, sk_r = sk_are(gt, pred)
+        are, sk_p, sk_r = sk_are(gt, _singletons(pred, gt))
         assert r.adapted_rand_error == pytest.approx(are, rel=1e-12)
         # skimage 0.26 returns precision and recall swapped (scikit-image issue 6485)
         assert (r.rand_precision, r.rand_recall) == pytest.approx((sk_r, sk_p), rel=1e-12)
-        split, merge = sk_vi(gt, pred, ignore_labels=(0,))
+        both = (gt != 0) & (pred != 0)
+        split, merge = sk_vi(gt[both], pred[both])
         assert (r.vi_split, r.vi_merge) == pytest.approx((split, merge), rel=1e-12, abs=1e-12)
+
+
+def test_skimage_equality_without_unlabelled_foreground():
+    # where the prediction labels every ground-truth voxel, skimage's defaults apply as they are
+    rng = np.random.default_rng(43)
+    gt = rng.integers(0, 4, (6, 7, 8)).astype(np.uint8)
+    pred = rng.integers(1, 5, (6, 7, 8)).astype(np.uint8)
+    r = _score(pred, gt)
+    assert r.adapted_rand_error == pytest.approx(sk_are(gt, pred)[0], rel=1e-12)
 
 
 def _dense_reference(pred, gt, threshold):
