@@ -155,13 +155,18 @@ def test_tczyx_with_channels(tmp_path):
         open_volume(tmp_path / "c.zarr", channel=2)
 
 
-def test_bioformats2raw_layout(tmp_path):
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_bioformats2raw_layout(tmp_path, version):
     root = tmp_path / "b2r.zarr"
     arr = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(1, 4, 6, 8)
     axes = [{"name": "c", "type": "channel"}, *_space("micrometer")]
-    _ome_group(root / "0", [arr], axes, [[1, 2.0, 1.0, 1.0]])
-    zarr.open_group(root, mode="a", zarr_format=3).attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
+    _ome_group(root / "0", [arr], axes, [[1, 2.0, 1.0, 1.0]], version=version)
+    if version == "0.5":
+        zarr.open_group(root, mode="a", zarr_format=3).attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
+    else:
+        zarr.open_group(root, mode="a", zarr_format=2).attrs.update({"bioformats2raw.layout": 3})
     vol = open_volume(root)
+    assert vol.ngff_version == version
     assert vol.shape == (4, 6, 8) and vol.voxel_size == (2.0, 1.0, 1.0)
     np.testing.assert_array_equal(vol.read(vol.roi), arr[0])
 

@@ -43,7 +43,8 @@ def test_memory_url_round_trip(memory_root):
     lab.finalize()
     img.finalize()
     assert is_complete(url) and is_complete(lab.url)
-    vol = open_volume(url)
+    vol = open_volume(url, storage_options={"skip_instance_cache": True})  # options reach fsspec
+    assert vol.storage_options == {"skip_instance_cache": True}
     assert vol.shape == (10, 16, 16) and vol.voxel_size == (2.0, 1.0, 1.0) and vol.n_levels == 2
     np.testing.assert_array_equal(vol.read(vol.roi), data)
     np.testing.assert_array_equal(open_volume(lab.url).read(vol.roi), data > 0.5)
