@@ -29,7 +29,7 @@ _COUNT = np.int64
 
 
 def _frozen(a: object, dtype: type) -> np.ndarray:
-    out = np.array(a, dtype=dtype).reshape(-1)
+    out: np.ndarray = np.array(a, dtype=dtype).reshape(-1)
     out.flags.writeable = False
     return out
 

@@ -98,17 +98,19 @@ def _validate(pred: _Source, gt: _Source, mask: _Source | None, voxel_size: Sequ
             raise InputError(f"`mask` (shape {mask.shape}) must have the same shape as `gt` (shape {gt.shape})")
         if not (np.issubdtype(mask.dtype, np.number) or mask.dtype == np.bool_):
             raise InputError(f"`mask` must be boolean or numeric (nonzero = scored), got dtype {mask.dtype}")
-    if voxel_size is not None:
-        return
-    others = [s for s in (pred, mask) if s is not None and s.voxel_size is not None]
-    if gt.voxel_size is None:
-        return
-    for src in others:
-        if len(src.voxel_size) != len(gt.voxel_size) or not np.allclose(src.voxel_size, gt.voxel_size, rtol=1e-3):
+    if voxel_size is None:
+        _check_voxel_sizes([s for s in (gt, pred, mask) if s is not None])
+
+
+def _check_voxel_sizes(sources: list[_Source]) -> None:
+    known = [(s.name, s.voxel_size) for s in sources if s.voxel_size is not None]
+    for name, vs in known[1:]:
+        ref_name, ref = known[0]
+        if len(vs) != len(ref) or not np.allclose(vs, ref, rtol=1e-3):
             raise InputError(
-                f"`{src.name}` voxel size {src.voxel_size} µm differs from `gt` voxel size {gt.voxel_size} µm; "
+                f"`{name}` voxel size {vs} µm differs from `{ref_name}` voxel size {ref} µm; "
                 "resample one onto the other's grid, or, if the voxels do correspond and the metadata is "
-                "wrong, pass voxel_size=(z, y, x) (CLI: --voxel-size Z Y X)"
+                "wrong, pass voxel_size=(z, y, x) (CLI: --voxel-size, once per axis)"
             )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -176,7 +176,7 @@ class EvaluationResult:
     ignore_border: bool = False
     shape: tuple[int, ...] = ()
     voxel_size: tuple[float, ...] | None = None
-    masked: bool = field(default=False)
+    masked: bool = False
 
     def at(self, threshold: float) -> MatchingScores:
         """The matching scores at ``threshold``."""
