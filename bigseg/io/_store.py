@@ -114,10 +114,23 @@ def path_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> b
         return False
 
 
-def open_array(url: str, storage_options: Mapping[str, Any] | None = None, *, mode: str = "r") -> Any:
-    """The zarr array at ``url``, opened once per process and ``mode``."""
+def open_array(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    mode: str = "r",
+    expect: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+) -> Any:
+    """The zarr array at ``url``, opened once per process and ``mode``.
+
+    ``expect`` is ``(shape, chunks)``: a cached handle whose metadata differs
+    (the tree was removed and written anew, e.g. with ``overwrite``, by another
+    process) is dropped and the array opened again.
+    """
     key = (url, freeze_options(storage_options), mode)
     arr = _HANDLES.get(key)
+    if arr is not None and expect is not None and (tuple(arr.shape), tuple(arr.chunks)) != expect:
+        arr = None
     if arr is None:
         store = make_store(url, storage_options, read_only=(mode == "r"))
         arr = zarr.open_array(store, mode=mode)

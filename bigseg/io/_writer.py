@@ -112,6 +112,9 @@ class ImageWriter:
         unit = self.shard_shapes[level] or self.chunk_shapes[level]
         return unit[-3:]
 
+    def _expect(self, level: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return self.level_shapes[level], self.chunk_shapes[level]
+
     def array_url(self, level: int = 0) -> str:
         return join_url(self.url, self.paths[self._check_level(level)])
 
@@ -169,13 +172,13 @@ class ImageWriter:
         target = np.dtype(self.dtype)
         if np.issubdtype(target, np.integer) and not np.issubdtype(data.dtype, np.integer) and data.dtype != np.bool_:
             raise InputError(f"cannot write {data.dtype} data into the {target} image {self.url!r}; convert it first")
-        arr = open_array(self.array_url(level), self.storage_options, mode="r+")
+        arr = open_array(self.array_url(level), self.storage_options, mode="r+", expect=self._expect(level))
         arr[self._index(roi)] = data.astype(target, copy=False)
 
     def read(self, roi: Roi, level: int = 0) -> np.ndarray:
         """The (Z, Y, X) or (C, Z, Y, X) data of ``roi`` at ``level``."""
         self._check_roi(roi, level)
-        arr = open_array(self.array_url(level), self.storage_options, mode="r+")
+        arr = open_array(self.array_url(level), self.storage_options, mode="r+", expect=self._expect(level))
         return np.asarray(arr[self._index(roi)])
 
     # ------------------------------------------------------------ pyramid

@@ -48,7 +48,12 @@ class Scratch:
             root.create_array("slots", shape=shape, chunks=self.slot_shape, dtype="uint32", fill_value=0)
 
     def _array(self, name: str) -> Any:
-        return open_array(join_url(self.url, name), self.storage_options, mode="r+")
+        if name == "slots":
+            shape = tuple(g * s for g, s in zip(self.grid.grid_shape, self.slot_shape))
+            expect = (shape, self.slot_shape)
+        else:
+            expect = (self.grid.volume_shape, self.grid.block_shape)
+        return open_array(join_url(self.url, name), self.storage_options, mode="r+", expect=expect)
 
     def write(self, name: str, roi: Roi, data: np.ndarray) -> None:
         self._array(name)[roi.to_slices()] = data
