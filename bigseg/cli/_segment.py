@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -37,16 +37,6 @@ class _Progress:
             self.bar = None
 
 
-def _triple(values: Optional[list[Any]], name: str) -> Any:
-    if values is None:
-        return None
-    if len(values) == 1:
-        return (values[0],) * 3
-    if len(values) != 3:
-        raise typer.BadParameter(f"{name} takes 1 or 3 values (z y x), got {len(values)}: {values}")
-    return tuple(values)
-
-
 def segment_command(
     input: str = typer.Argument(..., help="OME-Zarr / zarr / TIFF path or fsspec URL."),
     output: str = typer.Argument(..., help="Output OME-Zarr path or URL."),
@@ -54,11 +44,11 @@ def segment_command(
     predictor: Optional[str] = typer.Option(None, help="'model' or 'classical'."),
     model: Optional[str] = typer.Option(None, help="Model package (folder or .zip); default: the shipped model."),
     diameter: Optional[float] = typer.Option(None, "--diameter", help="Typical nucleus diameter in µm."),
-    voxel_size: Optional[list[float]] = typer.Option(None, "--voxel-size", help="Voxel size z y x in µm (repeat 3×)."),
+    voxel_size: Optional[tuple[float, float, float]] = typer.Option(None, "--voxel-size", help="Voxel size Z Y X in µm."),
     level: Optional[int] = typer.Option(None, help="Resolution level of the input."),
     channel: Optional[int] = typer.Option(None, help="Channel of a multi-channel image."),
-    block_shape: Optional[list[int]] = typer.Option(None, "--block-shape", help="Block shape z y x (1 or 3 values)."),
-    halo: Optional[list[int]] = typer.Option(None, "--halo", help="Halo z y x in voxels (1 or 3 values)."),
+    block_shape: Optional[tuple[int, int, int]] = typer.Option(None, "--block-shape", help="Block shape Z Y X (voxels)."),
+    halo: Optional[tuple[int, int, int]] = typer.Option(None, "--halo", help="Halo Z Y X in voxels."),
     stitch: Optional[str] = typer.Option(None, help="'seeds' (exact) or 'overlap' (mutual-best IoU)."),
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
@@ -76,9 +66,8 @@ def segment_command(
     bar = _Progress(progress)
     try:
         cfg = load_config(
-            config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=_triple(voxel_size, "--voxel-size"),
-            level=level, channel=channel, block_shape=_triple(block_shape, "--block-shape"),
-            halo=_triple(halo, "--halo"), stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
+            config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=voxel_size,
+            level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
             ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
         )
         result = segment(input, output, config=cfg, progress=bar)

@@ -39,7 +39,7 @@ class DecodeParams:
 
     seed_foreground: float = 0.75
     seed_contour: float = 0.4
-    seed_distance: float = 0.6
+    seed_distance: float = 0.4
     mask_foreground: float = 0.5
     mask_distance: float = -1.0
     min_volume_um3: float = 0.0

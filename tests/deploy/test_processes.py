@@ -72,7 +72,7 @@ def test_cli_run_on_external_scheduler_with_gpu_resources(cluster, tmp_path):
     out = tmp_path / "out.zarr"
     proc = subprocess.run(
         [str(BIN / "bigseg"), "segment", str(src), str(out), "--predictor", "classical", "--diameter", "12",
-         "--block-shape", "32", "--scheduler", cluster, "--no-progress"],
+         "--block-shape", "32", "32", "32", "--scheduler", cluster, "--no-progress"],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
