@@ -15,7 +15,10 @@ __all__ = ["COMMAND_MODULES", "app", "main"]
 
 COMMAND_MODULES = [
     "bigseg.cli._segment",
+    "bigseg.cli._demo",
     "bigseg.cli._evaluate",
+    "bigseg.cli._train",
+    "bigseg.cli._synth",
 ]
 
 app = typer.Typer(
@@ -34,6 +37,9 @@ def _root(
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("bigseg").setLevel(level)
+    # Dask's own INFO chatter (workers joining and leaving) only with -vv.
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 for _name in COMMAND_MODULES:

@@ -37,6 +37,10 @@ class _Progress:
             self.bar = None
 
 
+def _announce(link: str | None) -> None:
+    typer.echo(f"Dask dashboard: {link}" if link else "running in this process (no Dask dashboard)", err=True)
+
+
 def segment_command(
     input: str = typer.Argument(..., help="OME-Zarr / zarr / TIFF path or fsspec URL."),
     output: str = typer.Argument(..., help="Output OME-Zarr path or URL."),
@@ -70,14 +74,12 @@ def segment_command(
             level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
             ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
         )
-        result = segment(input, output, config=cfg, progress=bar)
+        result = segment(input, output, config=cfg, progress=bar, on_cluster=_announce)
     except BigsegError as exc:
         bar.close()
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     bar.close()
-    if result.dashboard_link:
-        typer.echo(f"dask dashboard was at {result.dashboard_link}")
     typer.echo(result.summary())
 
 

@@ -131,13 +131,17 @@ def open_client(
         return
     from distributed import Client, LocalCluster
 
+    # Importing distributed configures its loggers at INFO; follow bigseg's level instead.
+    quiet = max(logging.getLogger("bigseg").getEffectiveLevel(), logging.INFO)
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker"):
+        logging.getLogger(name).setLevel(quiet)
     if scheduler == "local":
         import os
 
         workers = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
         with LocalCluster(
             n_workers=workers, threads_per_worker=threads_per_worker, memory_limit=memory_limit,
-            processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1",
+            processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=quiet,
         ) as cluster, Client(cluster) as client:
             logger.info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
             yield client

@@ -98,6 +98,7 @@ def segment(
     config: SegmentConfig | None = None,
     client: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
+    on_cluster: Callable[[str | None], None] | None = None,
     **options: Any,
 ) -> SegmentResult:
     """Segment every nucleus of a 3D image into one consistent label volume.
@@ -116,6 +117,8 @@ def segment(
         Run on this cluster; otherwise ``config.scheduler`` decides.
     progress : callable, optional
         ``progress(stage, done, total)`` after each block.
+    on_cluster : callable, optional
+        Called once the cluster is up, with its dashboard link (None in-process).
     **options
         Any :class:`~bigseg.config.SegmentConfig` field.
 
@@ -134,6 +137,8 @@ def segment(
     scratch.create(slots=cfg.stitch == "overlap")
     ctx = RunContext(plan.grid, volume, plan.normalization, plan.predictor, plan.params, maps, image, labels, scratch)
     with _runner(cfg, client, progress) as runner:
+        if on_cluster is not None:
+            on_cluster(getattr(runner.client, "dashboard_link", None))
         return _run(cfg, ctx, plan, runner, out_url, predict=True)
 
 
