@@ -1,8 +1,7 @@
-"""``bigseg segment IN OUT``: the main job."""
+"""``bigseg segment IN OUT`` (the main job) and ``bigseg decode OUT`` (new thresholds, no inference)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
@@ -83,6 +82,41 @@ def segment_command(
     typer.echo(result.summary())
 
 
+
+
+def decode_command(
+    output: str = typer.Argument(..., help="An output of `bigseg segment --save-maps`."),
+    name: str = typer.Option("nuclei", "--name", help="Label image to write under OUT/labels/."),
+    seed_foreground: Optional[float] = typer.Option(None, help="Seeds where foreground > this."),
+    seed_contour: Optional[float] = typer.Option(None, help="Seeds where contour < this."),
+    seed_distance: Optional[float] = typer.Option(None, help="Seeds where distance > this."),
+    mask_foreground: Optional[float] = typer.Option(None, help="Flood only where foreground > this."),
+    min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
+    stitch: Optional[str] = typer.Option(None, help="'seeds' or 'overlap'."),
+    scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address."),
+    overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace OUT/labels/NAME."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Re-decode saved BCD maps with other thresholds (no inference)."""
+    from bigseg.config import load_config
+    from bigseg.pipeline import decode
+
+    bar = _Progress(progress)
+    try:
+        cfg = load_config(
+            None, seed_foreground=seed_foreground, seed_contour=seed_contour, seed_distance=seed_distance,
+            mask_foreground=mask_foreground, min_volume_um3=min_volume, stitch=stitch, scheduler=scheduler,
+            overwrite=overwrite,
+        )
+        result = decode(output, label_name=name, config=cfg, progress=bar, on_cluster=_announce)
+    except BigsegError as exc:
+        bar.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    bar.close()
+    typer.echo(result.summary())
+
+
 def register(app: typer.Typer) -> None:
     app.command("segment")(segment_command)
-    logging.getLogger(__name__).debug("registered segment")
+    app.command("decode")(decode_command)

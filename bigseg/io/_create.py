@@ -23,7 +23,7 @@ import numcodecs
 import numpy as np
 
 from bigseg.errors import InputError, OutputExistsError
-from bigseg.io._ngff import NgffVersion, parse_voxel_size
+from bigseg.io._ngff import NgffVersion, ngff_body, parse_multiscale, parse_voxel_size
 from bigseg.io._pyramid import parse_factors, pyramid_shapes
 from bigseg.io._store import (
     forget_handles,
@@ -31,6 +31,7 @@ from bigseg.io._store import (
     join_url,
     make_store,
     normalize_url,
+    open_array,
     open_group,
     path_exists,
     remove_tree,
@@ -285,3 +286,47 @@ def is_complete(url: str | os.PathLike[str], *, storage_options: Mapping[str, An
         return False
     meta = dict(group.attrs).get("bigseg")
     return isinstance(meta, Mapping) and meta.get("complete") is True
+
+
+def open_writer(url: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None) -> ImageWriter:
+    """The :class:`ImageWriter` of an existing OME-Zarr image (e.g. to add labels to a finished output).
+
+    Raises
+    ------
+    InputError
+        ``url`` is not an OME-Zarr image with ``multiscales`` metadata.
+    """
+    url = normalize_url(url)
+    try:
+        group = open_group(url, storage_options, mode="r")
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        raise InputError(f"{url!r} is not an OME-Zarr image ({exc})") from None
+    attrs = dict(group.attrs)
+    body, version = ngff_body(attrs)
+    ms = parse_multiscale(body, version)
+    if ms.version not in ("0.4", "0.5"):
+        raise InputError(f"{url!r} is OME-Zarr {ms.version}; only 0.4 and 0.5 outputs can be opened for writing")
+    arrays = [open_array(join_url(url, p), storage_options, mode="r") for p in ms.paths]
+    shapes = tuple(tuple(int(s) for s in a.shape) for a in arrays)
+    spatial = [s[-3:] for s in shapes]
+    factors = tuple(
+        tuple(max(1, round(a / b)) for a, b in zip(hi, lo)) for hi, lo in zip(spatial[:-1], spatial[1:])
+    )
+    sizes = tuple(v if v is not None else (1.0, 1.0, 1.0) for v in ms.voxel_sizes)
+    bigseg_attrs = attrs.get("bigseg") if isinstance(attrs.get("bigseg"), Mapping) else {}
+    channels = bigseg_attrs.get("channel_names") if len(shapes[0]) == 4 else None
+    return ImageWriter(
+        url=url,
+        ngff_version=ms.version,  # type: ignore[arg-type]
+        dtype=str(arrays[0].dtype),
+        paths=ms.paths,
+        level_shapes=shapes,
+        chunk_shapes=tuple(tuple(int(c) for c in a.chunks) for a in arrays),
+        shard_shapes=tuple(tuple(int(c) for c in a.shards) if getattr(a, "shards", None) else None for a in arrays),
+        voxel_sizes=sizes,  # type: ignore[arg-type]
+        factors=factors,  # type: ignore[arg-type]
+        channel_names=tuple(channels) if channels else None,
+        name=url.rstrip("/").rsplit("/", 1)[-1],
+        is_labels="image-label" in body,
+        storage_options=dict(storage_options) if storage_options else None,
+    )

@@ -9,11 +9,11 @@ from pathlib import Path
 from bigseg.config import SegmentConfig
 from bigseg.decode import DecodeParams
 from bigseg.errors import InputError
-from bigseg.io._volume import Volume
+from bigseg.io import Volume
 from bigseg.predict import ClassicalSpec, Normalization, PredictorSpec, estimate_normalization, get_predictor
 from bigseg.tiling import Grid, Halo
 
-__all__ = ["Plan", "decode_params", "make_plan", "check_output_location"]
+__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan"]
 
 DEFAULT_DIAMETER_UM = 10.0
 
@@ -23,8 +23,8 @@ class Plan:
     """Fixed values of one run, derived once from the config."""
 
     grid: Grid
-    predictor: PredictorSpec
-    normalization: Normalization
+    predictor: PredictorSpec | None
+    normalization: Normalization | None
     params: DecodeParams
     diameter_um: float
 
@@ -44,13 +44,18 @@ def check_output_location(input_url: str, output_url: str) -> None:
         )
 
 
-def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float) -> DecodeParams:
-    """Decode thresholds: the predictor's defaults, overridden by the config."""
-    overrides = {
+def decode_overrides(cfg: SegmentConfig) -> dict[str, float]:
+    """The decode thresholds the config sets explicitly."""
+    return {
         k: getattr(cfg, k)
         for k in ("seed_foreground", "seed_contour", "seed_distance", "mask_foreground", "min_volume_um3")
         if getattr(cfg, k) is not None
     }
+
+
+def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float) -> DecodeParams:
+    """Decode thresholds: the predictor's defaults, overridden by the config."""
+    overrides = decode_overrides(cfg)
     if "min_volume_um3" not in overrides:
         # Default: a sphere of a third of the typical diameter (1/27 of a typical nucleus).
         overrides["min_volume_um3"] = math.pi / 6 * (diameter_um / 3) ** 3

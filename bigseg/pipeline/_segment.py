@@ -26,13 +26,22 @@ import numpy as np
 
 from bigseg.config import SegmentConfig, load_config
 from bigseg.errors import InputError
-from bigseg.io import ImageWriter, create_image, create_labels
-from bigseg.io._open import open_volume
-from bigseg.io._volume import Volume
-from bigseg.io._store import join_url, normalize_url
+from bigseg.io import (
+    ImageWriter,
+    Volume,
+    create_image,
+    create_labels,
+    is_complete,
+    join_url,
+    normalize_url,
+    open_group,
+    open_volume,
+    open_writer,
+    remove_tree,
+)
 from bigseg.measure import BlockStats, combine_stats, object_table
 from bigseg.pipeline._executor import BlockRunner, open_client
-from bigseg.pipeline._plan import Plan, check_output_location, make_plan
+from bigseg.pipeline._plan import Plan, check_output_location, decode_overrides, make_plan
 from bigseg.pipeline._scratch import Scratch
 from bigseg.pipeline._table import write_table
 from bigseg.pipeline._tasks import (
@@ -48,9 +57,10 @@ from bigseg.pipeline._tasks import (
 )
 from bigseg.predict import MAP_CHANNELS
 from bigseg.stitch import Renumbering, number_objects
-from bigseg.tiling import Grid
+from bigseg.decode import DecodeParams
+from bigseg.tiling import Grid, Halo
 
-__all__ = ["SegmentResult", "segment"]
+__all__ = ["SegmentResult", "decode", "segment"]
 
 logger = logging.getLogger(__name__)
 
@@ -250,22 +260,20 @@ def _write_table(ctx: RunContext, stats: BlockStats, renumbering: Renumbering, v
     keep = new_ids > 0
     kept = BlockStats(**{f.name: getattr(stats, f.name)[keep] for f in fields(stats)})
     kept = replace(kept, ids=new_ids[keep].astype(np.uint64))
-    url = join_url(out_url, "labels", f"{LABEL_NAME}.parquet")
+    url = join_url(out_url, "labels", f"{ctx.labels.name}.parquet")
     write_table(object_table(kept, voxel_size), url)
     return url
 
 
 def _finalize(cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool) -> None:
     ctx.scratch.remove()
-    if cfg.save_maps or not predicted:
+    if predicted and cfg.save_maps:
         ctx.maps.finalize({"role": "bcd-maps"})
-    else:
-        from bigseg.io._store import remove_tree
-
+    elif predicted:
         remove_tree(ctx.maps.url)
     run = {
         "n_objects": n_objects,
-        "table": f"{LABEL_NAME}.parquet",
+        "table": f"{ctx.labels.name}.parquet",
         "config": cfg.model_dump(mode="json"),
         "decode": {k: getattr(plan.params, k) for k in plan.params.__dataclass_fields__},
         "diameter_um": plan.diameter_um,
@@ -274,3 +282,43 @@ def _finalize(cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, p
     ctx.labels.finalize({"run": run})
     if ctx.image is not None:
         ctx.image.finalize({"labels": [LABEL_NAME]})
+
+
+def decode(
+    output: str,
+    *,
+    label_name: str = LABEL_NAME,
+    config: SegmentConfig | None = None,
+    client: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    on_cluster: Callable[[str | None], None] | None = None,
+    **options: Any,
+) -> SegmentResult:
+    """Decode the BCD maps kept by ``segment(..., save_maps=True)`` again, with other thresholds.
+
+    No inference runs. The labels go to ``OUT/labels/<label_name>`` (replacing an existing one only
+    with ``overwrite=True``). Thresholds not given keep the values of the run that made the maps.
+    """
+    cfg = _resolve_config(config, options)
+    out_url = normalize_url(output)
+    maps_url = join_url(out_url, "maps")
+    if not is_complete(maps_url):
+        raise InputError(
+            f"{out_url!r} has no finished BCD maps at {maps_url!r}; run `bigseg segment ... --save-maps` first"
+        )
+    previous = dict(open_group(join_url(out_url, "labels", LABEL_NAME)).attrs).get("bigseg", {}).get("run", {})
+    defaults = DecodeParams(**previous.get("decode", {}))
+    diameter = float(previous.get("diameter_um", 10.0))
+    params = replace(defaults, **decode_overrides(cfg))
+    maps, image, volume = open_writer(maps_url), open_writer(out_url), open_volume(out_url)
+    grid_attrs = previous.get("grid", {})
+    grid = Grid(volume.shape, tuple(maps.chunk_shapes[0][-3:]), Halo.of(grid_attrs.get("halo", cfg.halo or 0)))
+    plan = Plan(grid, None, None, params, diameter)
+    labels = create_labels(image, label_name, dtype="uint32", overwrite=cfg.overwrite)
+    scratch = Scratch(join_url(out_url, ".bigseg-work"), grid)
+    scratch.create(slots=cfg.stitch == "overlap")
+    ctx = RunContext(grid, volume, None, None, params, maps, None, labels, scratch)
+    with _runner(cfg, client, progress) as runner:
+        if on_cluster is not None:
+            on_cluster(getattr(runner.client, "dashboard_link", None))
+        return _run(cfg, ctx, plan, runner, out_url, predict=False)

@@ -8,7 +8,7 @@ import tempfile
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bigseg.io._store import get_fs, is_local
+from bigseg.io import get_fs, is_local
 
 __all__ = ["write_table"]
 

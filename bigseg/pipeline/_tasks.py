@@ -15,8 +15,7 @@ import numpy as np
 
 from bigseg.decode import DecodeParams, flood_block, seed_mask, watershed_block
 from bigseg.errors import InputError
-from bigseg.io import ImageWriter
-from bigseg.io._volume import Volume
+from bigseg.io import ImageWriter, Volume
 from bigseg.measure import BlockStats, block_stats
 from bigseg.predict import Normalization, PredictorSpec, get_predictor
 from bigseg.stitch import (

@@ -143,3 +143,28 @@ def test_accuracy_on_moderately_dense_synthetic_volume(tmp_path):
         result = run(src, tmp_path / f"out{block[0]}.zarr", block_shape=block)
         scores = evaluate(read_labels(result.output), truth, ignore_border=True).at(0.5)
         assert scores.f1 >= 0.9, (block, scores)
+
+
+def test_decode_from_saved_maps_matches_a_fresh_run(balls, tmp_path):
+    src, _, _ = balls
+    from bigseg.pipeline import decode
+
+    first = run(src, tmp_path / "out.zarr", block_shape=(32, 48, 48), save_maps=True)
+    before = read_labels(first.output)
+    again = decode(str(first.output), label_name="nuclei_t2", scheduler="sync", seed_distance=0.7)
+    fresh = run(src, tmp_path / "fresh.zarr", block_shape=(32, 48, 48), seed_distance=0.7)
+    assert is_complete(again.labels_url) and again.labels_url.endswith("labels/nuclei_t2")
+    assert same_partition(read_labels(fresh.output), open_volume(again.labels_url).read_level(0))
+    np.testing.assert_array_equal(read_labels(first.output), before)  # the first labels untouched
+    with pytest.raises(Exception, match="overwrite"):
+        decode(str(first.output), scheduler="sync")
+
+
+def test_decode_without_maps_says_how_to_fix(balls, tmp_path):
+    from bigseg.errors import InputError
+    from bigseg.pipeline import decode
+
+    src, _, _ = balls
+    first = run(src, tmp_path / "out.zarr", block_shape=(64, 96, 96))
+    with pytest.raises(InputError, match="--save-maps"):
+        decode(str(first.output), scheduler="sync")

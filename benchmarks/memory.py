@@ -1,0 +1,73 @@
+"""Peak worker memory of `bigseg segment` against volume size (prints figures, asserts nothing).
+
+Synthesizes a volume (mesoSPIM-like density at 1 µm voxels, written block by block), segments it
+in 128³ blocks on a LocalCluster of 2 single-threaded worker processes, and prints each worker's
+peak resident memory (ru_maxrss) next to the volume size. Memory must follow the block, not the
+volume: the peak should stay flat while the volume grows 8×.
+
+    python benchmarks/memory.py                      # 256×512×512 and 512×1024×1024
+    python benchmarks/memory.py --shapes 128,256,256  # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from distributed import Client, LocalCluster
+
+from bigseg.pipeline import segment
+from bigseg.synth import write_synthetic
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
+    src, dst = workdir / "in.zarr", workdir / "out.zarr"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="6GiB",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        t0 = time.perf_counter()
+        synth = write_synthetic(src, shape, voxel_size=(1.0, 1.0, 1.0), preset="confocal", diameter_um=10.0,
+                                volume_fraction=0.10, psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2,
+                                intensity_cv=0.15, block_shape=(block,) * 3, client=client, overwrite=True)
+        t_synth = time.perf_counter() - t0
+        client.restart()  # fresh worker processes: peaks below are the segmentation's alone
+        t0 = time.perf_counter()
+        result = segment(str(src), str(dst), client=client, predictor="classical", diameter_um=10.0,
+                         block_shape=(block,) * 3, overwrite=True)
+        t_seg = time.perf_counter() - t0
+        peaks = client.run(_peak_mib)
+    vox = shape[0] * shape[1] * shape[2]
+    halo = result.grid.halo.shape
+    read = [block + 2 * h for h in halo]
+    # Working set of one task: image float32 + 3 maps float32 + markers/labels (uint32, int64 in watershed).
+    working = read[0] * read[1] * read[2] * (4 + 12 + 4 + 8 + 8) / 2**20
+    print(f"volume {shape} = {vox / 1e6:.0f} Mvox ({vox * 4 / 2**30:.2f} GiB as float32), blocks {block}³, "
+          f"halo {halo}, {result.n_blocks} blocks, {result.n_objects} nuclei (truth {synth.n_nuclei})")
+    print(f"  synth {t_synth:.0f}s, segment {t_seg:.0f}s ({vox / t_seg / 1e6:.2f} Mvox/s on 2 workers)")
+    print(f"  peak worker RSS: {', '.join(f'{v:.0f} MiB' for v in peaks.values())}; "
+          f"one task's arrays ≈ {working:.0f} MiB; peak / working set = {max(peaks.values()) / working:.1f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", nargs="+", default=["256,512,512", "512,1024,1024"], help="Z,Y,X per run")
+    ap.add_argument("--block", type=int, default=128)
+    args = ap.parse_args()
+    for text in args.shapes:
+        shape = tuple(int(v) for v in text.split(","))
+        workdir = Path(tempfile.mkdtemp(prefix="bigseg-mem-"))
+        try:
+            run(shape, args.block, workdir)  # type: ignore[arg-type]
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The CLI: exit codes, messages, and what it prints."""
+
+from __future__ import annotations
+
+import numpy as np
+from typer.testing import CliRunner
+
+from bigseg.cli import app
+from bigseg.testing import balls_volume, write_image
+
+runner = CliRunner()
+
+
+def test_segment_then_decode(tmp_path):
+    image, _ = balls_volume((32, 64, 64), np.array([(16, 16, 16), (16, 48, 48)]), 6.0)
+    src, out = tmp_path / "in.zarr", tmp_path / "out.zarr"
+    write_image(src, image)
+    args = ["segment", str(src), str(out), "--predictor", "classical", "--diameter", "12", "--scheduler", "sync",
+            "--block-shape", "32", "32", "32", "--save-maps", "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "found 2 nuclei" in res.output and "labels/nuclei.parquet" in res.output
+    res = runner.invoke(app, ["decode", str(out), "--name", "again", "--scheduler", "sync", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "found 2 nuclei" in res.output
+    res = runner.invoke(app, args)  # exists, no --overwrite
+    assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_bad_input_exits_2_with_message(tmp_path):
+    res = runner.invoke(app, ["segment", str(tmp_path / "missing.zarr"), str(tmp_path / "o.zarr"), "--scheduler", "sync"])
+    assert res.exit_code == 2
+    assert "missing.zarr" in res.output
