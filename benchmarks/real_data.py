@@ -1,0 +1,66 @@
+"""Segment every labelled volume in ../shared/data and print F1/AP per volume and their mean.
+
+Voxel sizes come from each volume's meta.json; nothing is tuned per volume. Prints figures only.
+
+    python benchmarks/real_data.py                            # the default predictor (shipped model)
+    python benchmarks/real_data.py --predictor classical --diameter 8
+    python benchmarks/real_data.py --data ../shared/data --json scores.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from bigseg.evaluate import evaluate
+from bigseg.pipeline import segment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def volumes(data: Path) -> list[tuple[str, Path, Path, tuple[float, float, float], dict]]:
+    out = []
+    for meta_path in sorted(data.glob("*/meta.json")):
+        meta = json.loads(meta_path.read_text())
+        labels = meta_path.parent / "labels.tif"
+        if meta.get("labels") and labels.exists():
+            out.append((meta["name"], meta_path.parent / "raw.tif", labels, tuple(meta["voxel_size_um"]), meta))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--predictor", default=None, help="'model' or 'classical' (default: bigseg's default)")
+    ap.add_argument("--model", default=None, help="model package (default: the shipped model)")
+    ap.add_argument("--diameter", type=float, default=None, help="one diameter (µm) for every volume")
+    ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bigseg-real-") as tmp:
+        for name, raw, labels, voxel, _ in volumes(args.data):
+            t0 = time.perf_counter()
+            result = segment(
+                str(raw), f"{tmp}/{name}.zarr", voxel_size=voxel, scheduler="sync", predictor=args.predictor,
+                model=args.model, diameter_um=args.diameter, block_shape=(128, 256, 256),
+            )
+            scores = evaluate(result.labels_url, str(labels), thresholds=(0.5, 0.75), voxel_size=voxel)
+            m50, m75 = scores.at(0.5), scores.at(0.75)
+            rows.append(dict(volume=name, n_pred=result.n_objects, n_true=m50.tp + m50.fn, f1_50=m50.f1,
+                             ap_50=m50.ap, f1_75=m75.f1, ap_75=m75.ap, seconds=time.perf_counter() - t0))
+    print(f"{'volume':26s} {'pred':>5s} {'true':>5s} {'F1@0.5':>7s} {'AP@0.5':>7s} {'F1@0.75':>8s} {'AP@0.75':>8s} {'s':>6s}")
+    for r in rows:
+        print(f"{r['volume']:26s} {r['n_pred']:5d} {r['n_true']:5d} {r['f1_50']:7.3f} {r['ap_50']:7.3f} "
+              f"{r['f1_75']:8.3f} {r['ap_75']:8.3f} {r['seconds']:6.1f}")
+    if rows:
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("f1_50", "ap_50", "f1_75", "ap_75")}
+        print(f"{'mean':26s} {'':5s} {'':5s} {mean['f1_50']:7.3f} {mean['ap_50']:7.3f} {mean['f1_75']:8.3f} {mean['ap_75']:8.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
