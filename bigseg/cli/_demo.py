@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,9 +13,10 @@ from bigseg.errors import BigsegError
 __all__ = ["register"]
 
 # A moderately dense confocal-like volume (the settings of tests/pipeline's accuracy test, larger).
-DEMO = dict(
-    preset="confocal", voxel_size=(1.0, 1.0, 1.0), diameter_um=10.0, volume_fraction=0.10,
-    psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2, intensity_cv=0.15,
+DIAMETER_UM = 10.0
+DEMO: dict[str, Any] = dict(
+    voxel_size=(1.0, 1.0, 1.0), volume_fraction=0.10, psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2,
+    intensity_cv=0.15,
 )
 
 
@@ -35,16 +37,15 @@ def demo_command(
 
     out.mkdir(parents=True, exist_ok=True)
     src, dst = out / "synthetic.ome.zarr", out / "segmented.ome.zarr"
-    params = {k: v for k, v in DEMO.items() if k != "diameter_um"}
     try:
         t0 = time.perf_counter()
-        synth = write_synthetic(src, shape, seed=seed, overwrite=True, diameter_um=DEMO["diameter_um"], **params)
+        synth = write_synthetic(src, shape, preset="confocal", seed=seed, overwrite=True, diameter_um=DIAMETER_UM, **DEMO)
         t_synth = time.perf_counter() - t0
         typer.echo(f"synthesized {synth.n_nuclei} nuclei, {synth.shape} voxels of {synth.voxel_size} µm "
                    f"in {t_synth:.1f}s -> {src}")
         bar = _Progress(True)
         result = segment(
-            str(src), str(dst), predictor=predictor, diameter_um=DEMO["diameter_um"], block_shape=block_shape,
+            str(src), str(dst), predictor=predictor, diameter_um=DIAMETER_UM, block_shape=block_shape,
             scheduler="local", n_workers=n_workers, overwrite=True, progress=bar, on_cluster=_announce,
         )
         bar.close()

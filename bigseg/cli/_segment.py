@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -16,7 +16,9 @@ class _Progress:
     """tqdm bars per stage (only the CLI shows progress)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled, self.bar, self.stage = enabled, None, None
+        self.enabled = enabled
+        self.bar: Any = None
+        self.stage: str | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:

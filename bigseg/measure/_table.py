@@ -78,14 +78,15 @@ def block_stats(labels: np.ndarray, image: np.ndarray, write_roi: Roi, volume_sh
     compact = compact.astype(np.int64 if len(ids) >= 2**31 else np.int32)
     index = np.arange(1, len(ids) + 1)
     n = len(ids)
-    count = np.bincount(compact.ravel(), minlength=n + 1)[1:].astype(np.int64)
-    grids = np.indices(labels.shape, sparse=True)
-    sums = [
-        np.bincount(compact.ravel(), weights=np.broadcast_to(g + o, labels.shape).ravel(), minlength=n + 1)[1:]
+    flat = compact.ravel()
+    count = np.bincount(flat, minlength=n + 1)[1:].astype(np.int64)
+    grids: tuple[np.ndarray, ...] = np.indices(labels.shape, sparse=True)
+    sum_z, sum_y, sum_x = (
+        np.bincount(flat, weights=np.broadcast_to(g + o, labels.shape).ravel(), minlength=n + 1)[1:]
         for g, o in zip(grids, write_roi.offset)
-    ]
+    )
     img = image.astype(np.float64)
-    sum_int = np.bincount(compact.ravel(), weights=img.ravel(), minlength=n + 1)[1:]
+    sum_int = np.bincount(flat, weights=img.ravel(), minlength=n + 1)[1:]
     max_int = np.asarray(ndi.maximum(img, compact, index), dtype=np.float64)
     slices = ndi.find_objects(compact)
     off = np.asarray(write_roi.offset, dtype=np.int64)
@@ -93,7 +94,7 @@ def block_stats(labels: np.ndarray, image: np.ndarray, write_roi: Roi, volume_sh
     hi = np.array([[s.stop for s in sl] for sl in slices], dtype=np.int64) + off
     vol = np.asarray(volume_shape, dtype=np.int64)
     touches = np.any(lo == 0, axis=1) | np.any(hi == vol, axis=1)
-    return BlockStats(ids.astype(np.uint64), count, *sums, sum_int, max_int, lo, hi, touches)
+    return BlockStats(ids.astype(np.uint64), count, sum_z, sum_y, sum_x, sum_int, max_int, lo, hi, touches)
 
 
 def combine_stats(parts: list[BlockStats]) -> BlockStats:

@@ -79,6 +79,7 @@ def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
     """Choose the predictor, decode thresholds, halo and grid for ``volume``."""
     spec, norm, defaults, diameter = _predictor(cfg, volume)
     params = decode_params(cfg, defaults, diameter)
+    halo: tuple[int, ...]
     if cfg.halo is not None:
         halo = cfg.halo
     else:

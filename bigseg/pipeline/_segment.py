@@ -156,7 +156,8 @@ class _runner:
     """Context manager: a BlockRunner on the given client, or one opened from the config."""
 
     def __init__(self, cfg: SegmentConfig, client: Any, progress: Any) -> None:
-        self.cfg, self.client, self.progress, self._cm = cfg, client, progress, None
+        self.cfg, self.client, self.progress = cfg, client, progress
+        self._cm: Any = None
 
     def __enter__(self) -> BlockRunner:
         client = self.client
@@ -208,7 +209,7 @@ def _timed(timings: dict[str, float], stage: str, fn: Callable[[], Any]) -> Any:
 
 
 def _run(cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, out_url: str, *, predict: bool) -> SegmentResult:
-    grid, timings = ctx.grid, {}
+    grid, timings = ctx.grid, dict[str, float]()
     blocks = list(grid.blocks())
     runner.set_context(ctx)
     seeded = cfg.stitch == "seeds"

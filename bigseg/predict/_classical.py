@@ -77,7 +77,7 @@ class ClassicalPredictor:
             math.ceil(_TRUNCATE * s) + math.ceil(radius / v) + 4 for s, v in zip(self._sigma, self.spec.voxel_size)
         )
 
-    def predict(self, image: np.ndarray, *, offset: tuple[int, int, int] | None = None) -> np.ndarray:
+    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
         """BCD maps of one normalised block.
 
         Parameters

@@ -16,7 +16,7 @@ per worker, not once per block).
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Hashable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,13 +36,18 @@ class Predictor(Protocol):
         the predictor needs to be accurate; the pipeline's halo is at least this."""
         ...
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """Map a ``(Z, Y, X) float32`` block to ``(3, Z, Y, X) float32`` maps."""
+    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
+        """Map a ``(Z, Y, X) float32`` block to ``(3, Z, Y, X) float32`` maps.
+
+        ``offset`` is the block's first voxel in the volume, for predictors
+        that resample on a global grid (so that results do not depend on the
+        blocking); others ignore it.
+        """
         ...
 
 
 @runtime_checkable
-class PredictorSpec(Protocol):
+class PredictorSpec(Hashable, Protocol):
     """A frozen, hashable description of a predictor; ``build()`` makes one."""
 
     def build(self) -> Predictor: ...
