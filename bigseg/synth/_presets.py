@@ -127,9 +127,11 @@ PRESETS: dict[str, SynthParams] = {
     ),
     # Serial-section EM of a larval zebrafish brain downsampled to ~0.5 µm (NucMM-Z):
     # dark textured nuclei with a darker envelope, packed in bright textured neuropil.
+    # No such volume in shared/data: ~170,000 nuclei in 0.1 mm³ (the NucMM paper) and a
+    # mean radius of ~7 voxels set density and size; the voxel size is approximate.
     "em-like": SynthParams(
         voxel_size=(0.48, 0.51, 0.51),
-        diameter_um=5.0,
+        diameter_um=6.5,
         diameter_cv=0.12,
         axis_sd=0.1,
         irregularity=0.08,
