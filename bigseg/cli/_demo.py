@@ -16,7 +16,7 @@ __all__ = ["register"]
 DIAMETER_UM = 10.0
 DEMO: dict[str, Any] = dict(
     voxel_size=(1.0, 1.0, 1.0), volume_fraction=0.10, psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2,
-    intensity_cv=0.15,
+    intensity_cv=0.15, axial_stretch=1.0,
 )
 
 

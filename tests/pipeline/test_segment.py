@@ -128,14 +128,14 @@ def test_two_pyramid_levels_are_written(tmp_path):
 def test_accuracy_on_moderately_dense_synthetic_volume(tmp_path):
     """Generator settings: `confocal` preset at 1 µm isotropic voxels, 10 µm nuclei (cv 0.15),
     10 % volume fraction (~11 % touching), texture 0.2, intensity cv 0.15, PSF σ (1, 0.5, 0.5) µm,
-    no haze; 64×128×128 voxels, seed 3 (~176 nuclei). Scored without nuclei cut by the volume
+    no haze, no axial stretch; 64×128×128 voxels, seed 3 (~176 nuclei). Scored without nuclei cut by the volume
     border, whose truth is a fragment: F1 at IoU 0.5 >= 0.9 at two blockings."""
     from bigseg.evaluate import evaluate
     from bigseg.synth import synthesize
 
     image, truth = synthesize(
         (64, 128, 128), preset="confocal", voxel_size=(1, 1, 1), diameter_um=10, seed=3, volume_fraction=0.10,
-        psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2, intensity_cv=0.15,
+        psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2, intensity_cv=0.15, axial_stretch=1.0,
     )
     src = tmp_path / "syn.zarr"
     write_image(src, image.astype(np.float32))
