@@ -63,16 +63,21 @@ def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float
 
 
 def _predictor(cfg: SegmentConfig, volume: Volume) -> tuple[PredictorSpec, Normalization, DecodeParams, float]:
-    norm = estimate_normalization(volume)
     if cfg.predictor == "classical":
+        norm = estimate_normalization(volume)
         diameter = cfg.diameter_um or DEFAULT_DIAMETER_UM
         return ClassicalSpec(volume.voxel_size, diameter, threshold=norm.threshold), norm, DecodeParams(), diameter
-    from bigseg.predict import model_spec
+    from bigseg.predict._model import ModelSpec
+    from bigseg.predict._package import load_model_package
 
-    spec, defaults, diameter = model_spec(
-        cfg.model, voxel_size=volume.voxel_size, diameter_um=cfg.diameter_um, device=cfg.device, tta=cfg.tta
+    spec = ModelSpec(
+        model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=cfg.diameter_um,
+        device=cfg.device, tta=cfg.tta,
     )
-    return spec, norm, defaults, diameter
+    card = load_model_package(spec.model).card
+    norm = estimate_normalization(volume, percentiles=card.input.percentiles)
+    defaults = DecodeParams(**card.decoding.model_dump())
+    return spec, norm, defaults, cfg.diameter_um or card.diameter_um
 
 
 def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
