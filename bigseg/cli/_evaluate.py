@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 
+from bigseg.cli._common import cluster
 from bigseg.errors import BigsegError
 
 __all__ = ["register"]
@@ -23,23 +23,6 @@ def _values(values: Optional[list[Any]], name: str, n: int = 3) -> Any:
     if len(values) != n:
         raise typer.BadParameter(f"{name} takes 1 or {n} values (z y x), got {len(values)}: {values}")
     return tuple(values)
-
-
-@contextlib.contextmanager
-def _client(scheduler: Optional[str], n_workers: Optional[int]) -> Iterator[Any]:
-    """None (serial), a local cluster, or a client of a running scheduler."""
-    if scheduler in (None, "sync"):
-        yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if scheduler == "local":
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                yield client
-    else:
-        with Client(scheduler) as client:
-            yield client
 
 
 def evaluate_command(
@@ -64,7 +47,7 @@ def evaluate_command(
     from bigseg.evaluate import DEFAULT_THRESHOLDS, evaluate
 
     try:
-        with _client(scheduler, n_workers) as client:
+        with cluster(scheduler, n_workers) as client:
             result = evaluate(
                 pred, gt, thresholds=threshold or DEFAULT_THRESHOLDS, mask=mask, ignore_border=ignore_border,
                 block_shape=_values(block_shape, "--block-shape") or 128, client=client,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -38,6 +38,18 @@ class _Progress:
             self.bar = None
 
 
+def _report(bar: _Progress, run: Callable[[], Any]) -> None:
+    """Run, close the progress bar, print the summary; a BigsegError exits 2 with its message."""
+    try:
+        result = run()
+    except BigsegError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        bar.close()
+    typer.echo(result.summary())
+
+
 def _announce(link: str | None) -> None:
     typer.echo(f"Dask dashboard: {link}" if link else "running in this process (no Dask dashboard)", err=True)
 
@@ -69,19 +81,16 @@ def segment_command(
     from bigseg.pipeline import segment
 
     bar = _Progress(progress)
-    try:
+
+    def run() -> Any:
         cfg = load_config(
             config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=voxel_size,
             level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
             ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
         )
-        result = segment(input, output, config=cfg, progress=bar, on_cluster=_announce)
-    except BigsegError as exc:
-        bar.close()
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    bar.close()
-    typer.echo(result.summary())
+        return segment(input, output, config=cfg, progress=bar, on_cluster=_announce)
+
+    _report(bar, run)
 
 
 
@@ -104,19 +113,16 @@ def decode_command(
     from bigseg.pipeline import decode
 
     bar = _Progress(progress)
-    try:
+
+    def run() -> Any:
         cfg = load_config(
             None, seed_foreground=seed_foreground, seed_contour=seed_contour, seed_distance=seed_distance,
             mask_foreground=mask_foreground, min_volume_um3=min_volume, stitch=stitch, scheduler=scheduler,
             overwrite=overwrite,
         )
-        result = decode(output, label_name=name, config=cfg, progress=bar, on_cluster=_announce)
-    except BigsegError as exc:
-        bar.close()
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    bar.close()
-    typer.echo(result.summary())
+        return decode(output, label_name=name, config=cfg, progress=bar, on_cluster=_announce)
+
+    _report(bar, run)
 
 
 def register(app: typer.Typer) -> None:

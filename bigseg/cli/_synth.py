@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 import typer
 
+from bigseg.cli._common import cluster
 from bigseg.errors import BigsegError
 
 __all__ = ["register"]
-
-
-@contextlib.contextmanager
-def _client(scheduler: Optional[str], n_workers: Optional[int]) -> Iterator[Any]:
-    """None (threads in this process), a local cluster, or a client of a running scheduler."""
-    if scheduler in (None, "threads"):
-        yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if scheduler == "local":
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                yield client
-    else:
-        with Client(scheduler) as client:
-            yield client
 
 
 def synth_command(
@@ -51,7 +34,7 @@ def synth_command(
     from bigseg.synth import write_synthetic
 
     try:
-        with _client(scheduler, n_workers) as client:
+        with cluster(scheduler, n_workers) as client:
             result = write_synthetic(
                 output, shape, voxel_size=voxel_size, preset=preset, seed=seed, block_shape=block_shape,
                 client=client, overwrite=overwrite, n_levels=n_levels, ngff_version=ngff_version,
