@@ -1,0 +1,104 @@
+"""``bigseg train``: train a network on labelled volumes and/or synthetic nuclei."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import typer
+
+__all__ = ["register"]
+
+
+def _train(
+    ctx: typer.Context,
+    out: str = typer.Argument(..., help="Output folder (checkpoints, curves, and the model package in OUT/model)."),
+    image: list[str] | None = typer.Option(None, "--image", help="Training image (TIFF or zarr); repeat with --labels."),
+    labels: list[str] | None = typer.Option(None, "--labels", help="Instance labels for each --image, in order."),
+    voxel_size: tuple[float, float, float] | None = typer.Option(
+        None, "--voxel-size", help="Voxel size Z Y X (µm) of the --image files, where they state none."
+    ),
+    diameter: float | None = typer.Option(None, "--diameter", help="Typical nucleus diameter (µm) in the --image files."),
+    synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Draw synthetic nuclei on the fly."),
+    synthetic_fraction: float = typer.Option(1.0, help="Share of patches drawn from synthetic data when files are given too."),
+    preset_fraction: float = typer.Option(0.0, help="Share of synthetic volumes from bigseg.synth presets (rest: domain-randomised)."),
+    architecture: str = typer.Option("unet", help="basic_unet, unet, segresnet or swin_unetr."),
+    arch_kwargs: str = typer.Option("{}", help='Architecture arguments as JSON, e.g. \'{"channels": [8, 16, 32], "strides": [2, 2]}\'.'),
+    head: str = typer.Option("bcd", help="bcd (foreground, contour, distance) or semantic (foreground)."),
+    loss: str = typer.Option("bcd", help="bcd; for semantic heads dice, dice_ce, generalized_dice, tversky or cellseg3d."),
+    steps: int = typer.Option(2000, help="Optimizer steps."),
+    batch_size: int = typer.Option(4, help="Patches per step."),
+    patch_size: tuple[int, int, int] = typer.Option((48, 48, 48), help="Training patch Z Y X (model voxels)."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up then cosine decay)."),
+    seed: int = typer.Option(0, help="Seed: the same seed gives the same run."),
+    augment: str = typer.Option("light", help="Augmentation: none, light or full."),
+    name: str = typer.Option("model", help="Model name written to the card."),
+    model_diameter: float = typer.Option(12.0, help="Nucleus diameter (µm, at 1 µm voxels) the model is trained at."),
+    workers: int = typer.Option(1, help="Processes preparing batches (0: in the training process)."),
+    threads: int = typer.Option(1, help="Torch threads of the training process."),
+    val_every: int = typer.Option(250, help="Steps between validations."),
+    val_volumes: int = typer.Option(2, help="Synthetic validation volumes."),
+    val_shape: tuple[int, int, int] = typer.Option((64, 64, 64), help="Shape Z Y X of each validation volume."),
+    pool_size: int = typer.Option(16, help="Synthetic volumes kept in the pool patches are cut from."),
+    refresh_every: int = typer.Option(4, help="Steps between replacing one pool volume."),
+    pool_volume: tuple[int, int, int] = typer.Option((80, 80, 80), help="Shape Z Y X of each pool volume."),
+    infer_patch_size: tuple[int, int, int] = typer.Option((64, 64, 64), help="Inference patch Z Y X written to the card."),
+    checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint.pt if present."),
+) -> None:
+    """Train a 3D network (BCD or semantic head) and write a model package to OUT/model."""
+    from bigseg.errors import InputError
+    from bigseg.train import LabelledPair, TrainConfig, train
+
+    image, labels = list(image or []), list(labels or [])
+    if len(image) != len(labels):
+        raise InputError(f"give one --labels per --image; got {len(image)} images and {len(labels)} label files")
+    try:
+        kwargs = json.loads(arch_kwargs)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--arch-kwargs must be a JSON object, got {arch_kwargs!r} ({exc})") from None
+    pairs = tuple(LabelledPair(i, l, voxel_size=voxel_size, diameter_um=diameter) for i, l in zip(image, labels))
+    cfg = TrainConfig(
+        out=out, name=name, architecture=architecture, architecture_kwargs=kwargs, head=head, loss=loss,
+        steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed, synthetic=synthetic,
+        pairs=pairs, synthetic_fraction=synthetic_fraction, augment=augment, diameter_um=model_diameter,
+        workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
+        val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
+        infer_patch_size=infer_patch_size, preset_fraction=preset_fraction, refresh_every=refresh_every,
+        command=_command_line(ctx),
+    )
+
+    def show(row: dict) -> None:
+        text = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        typer.echo(text)
+
+    result = train(cfg, resume=resume, on_log=show)
+    typer.echo(f"model package: {result.package}")
+
+
+def _command_line(ctx: typer.Context) -> str:
+    """The command as typed, rebuilt from the parsed options that differ from their defaults."""
+    words = ["bigseg", "train"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)  # type: ignore[arg-type]
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        default = param.default
+        if value == default or (value in (None, (), []) and default in (None, (), [])):
+            continue
+        if isinstance(value, bool) and param.secondary_opts:  # type: ignore[attr-defined]
+            words.append(param.opts[0] if value else param.secondary_opts[0])  # type: ignore[attr-defined]
+        elif isinstance(value, list):
+            for item in value:
+                words += [param.opts[0], str(item)]
+        elif isinstance(value, tuple):
+            words += [param.opts[0], *(str(v) for v in value)]
+        else:
+            words += [param.opts[0], str(value)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bigseg train`` to ``app``."""
+    app.command("train")(_train)

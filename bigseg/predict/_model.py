@@ -1,0 +1,246 @@
+"""Trained networks as predictors: :class:`ModelSpec` → :class:`ModelPredictor`.
+
+Per block: resample to the model's scale on a global grid
+(:class:`~bigseg.predict._scale.ScaleMap`), sliding-window inference over
+patches (Gaussian blending, batches, autocast on GPU), optional flip
+test-time augmentation, head activation, and resampling back to the block.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from bigseg.errors import InputError
+from bigseg.predict._card import ModelCard
+from bigseg.predict._networks import activate, patch_divisor
+from bigseg.predict._package import DEFAULT_MODEL, load_model_package
+from bigseg.predict._scale import ScaleMap
+from bigseg.predict._sliding import sliding_window
+
+__all__ = ["ModelPredictor", "ModelSpec", "default_model_spec"]
+
+logger = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Flip test-time augmentation: identity and one flip per axis of (N, C, Z, Y, X).
+_TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (4,))
+
+
+def _triple(value: Any, name: str) -> tuple[float, float, float]:
+    if isinstance(value, (int, float)):
+        value = (value, value, value)
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"`{name}` must be 3 numbers (z, y, x), got {value!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out):
+        raise InputError(f"`{name}` must be 3 finite numbers > 0 (z, y, x), got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Hashable description of a model predictor (sent to Dask workers).
+
+    Parameters
+    ----------
+    model : str
+        Path of a model package (folder or .zip) or a shipped model's name;
+        ``"default"`` is the shipped default model.
+    voxel_size : (float, float, float)
+        Voxel size of the data, µm (z, y, x).
+    diameter_um : float, optional
+        Expected nucleus diameter in the data, µm. With the voxel size it sets
+        the rescaling to the model's training scale; without it nuclei are
+        assumed to be as large (µm) as the model's training nuclei.
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` picks CUDA when available.
+    tta : bool
+        Average over flips along each axis (4 passes).
+    batch_size : int
+        Patches per forward pass.
+    patch_size : (int, int, int), optional
+        Patch shape on the model's grid; the card's by default.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        ``auto``: bf16 autocast on a GPU that supports it (else fp16), fp32 on CPU.
+    overlap : float
+        Fraction of a patch shared with its neighbours, in [0, 1).
+    """
+
+    model: str = "default"
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    diameter_um: float | None = None
+    device: Device = "auto"
+    tta: bool = False
+    batch_size: int = 2
+    patch_size: tuple[int, int, int] | None = None
+    precision: Precision = "auto"
+    overlap: float = 0.25
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", str(self.model))
+        object.__setattr__(self, "voxel_size", _triple(self.voxel_size, "voxel_size"))
+        if self.diameter_um is not None:
+            d = float(self.diameter_um)
+            if not (math.isfinite(d) and d > 0):
+                raise InputError(f"`diameter_um` must be > 0 µm, got {self.diameter_um} (CLI: --diameter)")
+            object.__setattr__(self, "diameter_um", d)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r} (CLI: --device)")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise InputError(f"`precision` must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if int(self.batch_size) < 1:
+            raise InputError(f"`batch_size` must be >= 1, got {self.batch_size}")
+        object.__setattr__(self, "batch_size", int(self.batch_size))
+        if self.patch_size is not None:
+            p = tuple(int(v) for v in self.patch_size)
+            if len(p) != 3 or min(p) < 1:
+                raise InputError(f"`patch_size` must be 3 ints >= 1 (z, y, x), got {self.patch_size}")
+            object.__setattr__(self, "patch_size", p)
+        if not 0 <= float(self.overlap) < 1:
+            raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
+        object.__setattr__(self, "tta", bool(self.tta))
+
+    def build(self) -> ModelPredictor:
+        """Load the package and make the predictor (use ``get_predictor`` to cache it)."""
+        loaded = load_model_package(self.model)
+        return ModelPredictor(loaded.network, loaded.card, spec=self, source=loaded.source)
+
+
+def default_model_spec(
+    voxel_size: tuple[float, float, float], diameter_um: float | None = None, **options: object
+) -> ModelSpec:
+    """Spec of the shipped default model for data of ``voxel_size`` µm.
+
+    ``options`` are further :class:`ModelSpec` fields (device, tta, ...).
+    """
+    return ModelSpec(model=DEFAULT_MODEL, voxel_size=voxel_size, diameter_um=diameter_um, **options)  # type: ignore[arg-type]
+
+
+def _pick_device(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device='cuda' was asked for but no CUDA device is available; use device='auto' or 'cpu'")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype, or None for plain fp32."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return _DTYPES.get(precision)
+
+
+class ModelPredictor:
+    """A loaded network that maps normalised blocks to BCD maps.
+
+    Implements :class:`bigseg.predict.Predictor`; build it from a
+    :class:`ModelSpec` (through ``get_predictor`` to load it once per process).
+    """
+
+    def __init__(self, network: torch.nn.Module, card: ModelCard, *, spec: ModelSpec, source: Path | None = None) -> None:
+        self.card = card
+        self.spec = spec
+        self.source = source
+        self.device = _pick_device(spec.device)
+        self.autocast_dtype = _pick_precision(spec.precision, self.device)
+        self.network = network.to(self.device).eval()
+        self.scale = ScaleMap.between(
+            spec.voxel_size, card.voxel_size_um, data_diameter=spec.diameter_um, model_diameter=card.diameter_um
+        )
+        self.divisor = patch_divisor(card.architecture, card.architecture_kwargs)
+        self.patch_size = spec.patch_size or card.patch_size
+        bad = [p for p in self.patch_size if p % self.divisor]
+        if bad:
+            raise InputError(
+                f"`patch_size` {self.patch_size} must be multiples of {self.divisor} for architecture "
+                f"{card.architecture!r}; e.g. {tuple(-(-p // self.divisor) * self.divisor for p in self.patch_size)}"
+            )
+        logger.info("model %s on %s, %s; data voxels per model voxel %s", card.name, self.device,
+                    self.autocast_dtype or "fp32", tuple(round(s, 3) for s in self.scale.step))
+
+    @property
+    def halo(self) -> tuple[int, int, int]:
+        """Data voxels of context (z, y, x): the card's halo scaled to the data, plus resampling support."""
+        return self.scale.halo(self.card.halo)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        flips = _TTA_FLIPS if self.spec.tta else ((),)
+        total: torch.Tensor | None = None
+        for dims in flips:
+            xi = torch.flip(x, dims) if dims else x
+            if self.autocast_dtype is not None:
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                    logits = self.network(xi)
+            else:
+                logits = self.network(xi)
+            maps = activate(logits.float(), self.card.head)
+            maps = torch.flip(maps, dims) if dims else maps
+            total = maps if total is None else total + maps
+        assert total is not None  # flips is never empty
+        return total / len(flips)
+
+    def predict_model_grid(self, image: np.ndarray) -> np.ndarray:
+        """Maps of a block already on the model's grid: ``(Z, Y, X)`` → ``(C, Z, Y, X)`` (C = head channels)."""
+        return sliding_window(
+            image, self._forward, patch_size=self.patch_size, overlap=self.spec.overlap,
+            batch_size=self.spec.batch_size, divisor=self.divisor, device=self.device,
+        )
+
+    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
+        """BCD maps of one normalised block.
+
+        Parameters
+        ----------
+        image : (Z, Y, X) ndarray
+            Normalised block (~[0, 1], whole-volume percentiles).
+        offset : (int, int, int)
+            Global voxel position of ``image[0, 0, 0]`` (the block's read-ROI
+            offset); resampling happens on a grid fixed to the volume, so
+            overlapping blocks agree.
+
+        Returns
+        -------
+        (3, Z, Y, X) ndarray of float32
+            Foreground [0, 1], contour [0, 1], signed distance [-1, 1].
+        """
+        if image.ndim != 3:
+            raise InputError(f"`image` must be a (Z, Y, X) block, got shape {image.shape}")
+        if min(image.shape) < 1:
+            raise InputError(f"`image` must not be empty, got shape {image.shape}")
+        offset = tuple(int(o) for o in offset)
+        if len(offset) != 3:
+            raise InputError(f"`offset` must be 3 ints (z, y, x), got {offset}")
+        small = self.scale.to_model(np.asarray(image, dtype=np.float32), offset)
+        maps = self.predict_model_grid(small)
+        if self.card.head == "semantic":
+            maps = _semantic_to_bcd(maps[0], self.card.targets.distance_alpha)
+        out = self.scale.to_data(maps, offset, image.shape)
+        np.clip(out[:2], 0.0, 1.0, out=out[:2])
+        np.clip(out[2], -1.0, 1.0, out=out[2])
+        return out
+
+
+def _semantic_to_bcd(fg: np.ndarray, alpha: float) -> np.ndarray:
+    """BCD maps from a foreground probability: contour = 4p(1-p), distance from the mask's EDT."""
+    import edt
+
+    mask = fg > 0.5
+    dist = np.where(
+        mask,
+        np.tanh(edt.edt(mask, black_border=False) / alpha),
+        -np.tanh(edt.edt(~mask, black_border=False) / (alpha * 6)),
+    )
+    return np.stack([fg, 4 * fg * (1 - fg), dist]).astype(np.float32)

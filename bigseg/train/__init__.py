@@ -1,0 +1,32 @@
+"""Training: targets from labels, synthetic and file data, losses, the loop (``bigseg train``)."""
+
+from bigseg.train._augment import Augmenter
+from bigseg.train._config import LabelledPair, TrainConfig
+from bigseg.train._data import LabelledVolume, SyntheticPool, VolumeSource
+from bigseg.train._loop import TrainResult, train
+from bigseg.train._losses import LOSSES, make_loss
+from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
+from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
+from bigseg.train._validate import DecodeThresholds, decode_bcd, match_scores, score
+
+__all__ = [
+    "DISTANCE_ALPHA",
+    "DISTANCE_BETA",
+    "LOSSES",
+    "Augmenter",
+    "DecodeThresholds",
+    "LabelledPair",
+    "LabelledVolume",
+    "RandomNucleiConfig",
+    "SyntheticPool",
+    "TrainConfig",
+    "TrainResult",
+    "VolumeSource",
+    "bcd_targets",
+    "decode_bcd",
+    "make_loss",
+    "match_scores",
+    "random_nuclei",
+    "score",
+    "train",
+]

@@ -1,0 +1,120 @@
+"""Settings of a training run (one frozen value, saved with every checkpoint)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bigseg.errors import InputError
+from bigseg.predict._networks import ARCHITECTURES, HEADS, patch_divisor
+from bigseg.train._losses import LOSSES
+
+__all__ = ["LabelledPair", "TrainConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPair:
+    """An image file and its instance-label file (TIFF, zarr array or OME-Zarr image).
+
+    ``voxel_size`` (µm, z y x) is needed when the file has none; ``diameter_um``
+    is the typical nucleus diameter, used with the voxel size to bring the
+    pair to the model's scale (without it only voxel sizes are matched).
+    """
+
+    image: str
+    labels: str
+    voxel_size: tuple[float, float, float] | None = None
+    diameter_um: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything that determines a training run.
+
+    Lengths: ``patch_size`` in model voxels; ``voxel_size_um`` and
+    ``diameter_um`` describe the model's scale (the synthetic nuclei are
+    ``diameter_um / voxel_size_um`` voxels across).
+    """
+
+    out: str
+    name: str = "model"
+    architecture: str = "unet"
+    architecture_kwargs: dict[str, Any] = field(default_factory=dict)
+    head: str = "bcd"
+    loss: str = "bcd"
+    steps: int = 2000
+    batch_size: int = 4
+    patch_size: tuple[int, int, int] = (48, 48, 48)
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    synthetic: bool = True
+    pairs: tuple[LabelledPair, ...] = ()
+    synthetic_fraction: float = 1.0
+    preset_fraction: float = 0.0
+    augment: str = "light"
+    voxel_size_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    diameter_um: float = 12.0
+    pool_size: int = 16
+    pool_volume: tuple[int, int, int] = (80, 80, 80)
+    refresh_every: int = 4
+    val_every: int = 250
+    val_volumes: int = 2
+    val_shape: tuple[int, int, int] = (64, 64, 64)
+    checkpoint_every: int = 250
+    log_every: int = 10
+    workers: int = 1
+    threads: int = 1
+    infer_patch_size: tuple[int, int, int] = (64, 64, 64)
+    halo: tuple[int, int, int] = (16, 16, 16)
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise InputError(f"unknown architecture {self.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+        if self.head not in HEADS:
+            raise InputError(f"unknown head {self.head!r}; choose one of {sorted(HEADS)}")
+        if self.loss not in LOSSES or LOSSES[self.loss] != self.head:
+            fits = sorted(k for k, v in LOSSES.items() if v == self.head)
+            raise InputError(f"loss {self.loss!r} does not fit the {self.head!r} head; use one of {fits} (CLI: --loss)")
+        for name in ("steps", "batch_size", "val_every", "val_volumes", "checkpoint_every", "log_every", "threads",
+                     "pool_size", "refresh_every"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise InputError(f"`workers` must be >= 0, got {self.workers}")
+        div = patch_divisor(self.architecture, self.architecture_kwargs)
+        for name in ("patch_size", "infer_patch_size"):
+            p = tuple(int(v) for v in getattr(self, name))
+            if len(p) != 3 or any(v < div or v % div for v in p):
+                raise InputError(
+                    f"`{name}` {p} must be 3 multiples of {div} (the downsampling of {self.architecture!r}); "
+                    f"e.g. {tuple(max(div, -(-v // div) * div) for v in p)}"
+                )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"`lr` must be > 0, got {self.lr}")
+        if not self.synthetic and not self.pairs:
+            raise InputError("no training data: pass labelled pairs (CLI: --image/--labels) or use --synthetic")
+        for name in ("synthetic_fraction", "preset_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InputError(f"`{name}` must be in [0, 1], got {getattr(self, name)}")
+        if self.augment not in ("none", "light", "full"):
+            raise InputError(f"`augment` must be 'none', 'light' or 'full', got {self.augment!r} (CLI: --augment)")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["pairs"] = tuple(LabelledPair(**p) if isinstance(p, dict) else p for p in d.get("pairs", ()))
+        for key in ("patch_size", "voxel_size_um", "pool_volume", "infer_patch_size", "halo", "val_shape"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
