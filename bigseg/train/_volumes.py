@@ -18,11 +18,14 @@ __all__ = ["load_pair", "read_array", "resample_labels"]
 logger = logging.getLogger(__name__)
 
 
-def read_array(path: str) -> tuple[np.ndarray, tuple[float, float, float] | None]:
+def read_array(
+    path: str, voxel_size: tuple[float, float, float] | None = None
+) -> tuple[np.ndarray, tuple[float, float, float] | None]:
     """A 3D array and its voxel size (µm) if the file states one.
 
     TIFF through tifffile (voxel size from a ``meta.json`` beside it, if any);
-    zarr / OME-Zarr through :func:`bigseg.io.open_volume`.
+    zarr / OME-Zarr through :func:`bigseg.io.open_volume` (``voxel_size``, µm,
+    stands in where the file records none).
     """
     p = Path(path)
     if not p.exists() and "://" not in path:
@@ -31,10 +34,10 @@ def read_array(path: str) -> tuple[np.ndarray, tuple[float, float, float] | None
         import tifffile
 
         arr = tifffile.imread(p)
-        return np.squeeze(arr), _meta_voxel_size(p)
+        return np.squeeze(arr), voxel_size or _meta_voxel_size(p)
     from bigseg.io import open_volume
 
-    vol = open_volume(path)
+    vol = open_volume(path, voxel_size=voxel_size)
     vs = vol.voxel_size
     return np.asarray(vol.read_level(0)), (None if vs is None else (float(vs[0]), float(vs[1]), float(vs[2])))
 
@@ -67,8 +70,8 @@ def load_pair(
     percentiles: tuple[float, float] = (1.0, 99.8),
 ) -> LabelledVolume:
     """Read, normalise (whole-volume percentiles) and rescale one labelled pair."""
-    image, vs = read_array(pair.image)
-    labels, _ = read_array(pair.labels)
+    image, vs = read_array(pair.image, pair.voxel_size)
+    labels, _ = read_array(pair.labels, pair.voxel_size or vs)
     if image.shape != labels.shape or image.ndim != 3:
         raise InputError(
             f"image {pair.image!r} (shape {image.shape}) and labels {pair.labels!r} (shape {labels.shape}) "
