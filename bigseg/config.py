@@ -40,7 +40,7 @@ class SegmentConfig(BaseModel):
     )
     # prediction
     predictor: Literal["model", "classical"] = Field(
-        "classical", description="'model' (a trained network; the shipped default unless `model` is set) or 'classical'."
+        "model", description="'model' (a trained network; the shipped default unless `model` is set) or 'classical'."
     )
     model: str | None = Field(None, description="Path of a model package; default: the shipped model.")
     diameter_um: float | None = Field(

@@ -25,7 +25,7 @@ def demo_command(
     shape: tuple[int, int, int] = typer.Option((96, 256, 256), "--shape", help="Volume shape Z Y X (voxels)."),
     block_shape: tuple[int, int, int] = typer.Option((64, 128, 128), "--block-shape", help="Block shape Z Y X."),
     n_workers: int = typer.Option(2, "--n-workers", help="Workers of the embedded local Dask cluster."),
-    predictor: str = typer.Option("classical", help="'model' or 'classical'."),
+    predictor: str = typer.Option("model", help="'model' (the shipped default) or 'classical'."),
     seed: int = typer.Option(0, help="Seed of the synthetic volume."),
 ) -> None:
     """Synthesize a nuclei volume with ground truth, segment it on a local Dask cluster, score it."""

@@ -10,7 +10,15 @@ from bigseg.config import SegmentConfig
 from bigseg.decode import DecodeParams
 from bigseg.errors import InputError
 from bigseg.io import Volume
-from bigseg.predict import ClassicalSpec, Normalization, PredictorSpec, estimate_normalization, get_predictor
+from bigseg.predict import (
+    ClassicalSpec,
+    ModelSpec,
+    Normalization,
+    PredictorSpec,
+    estimate_normalization,
+    get_predictor,
+    load_model_package,
+)
 from bigseg.tiling import Grid, Halo
 
 __all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan"]
@@ -57,8 +65,8 @@ def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float
     """Decode thresholds: the predictor's defaults, overridden by the config."""
     overrides = decode_overrides(cfg)
     if "min_volume_um3" not in overrides:
-        # Default: a sphere of a third of the typical diameter (1/27 of a typical nucleus).
-        overrides["min_volume_um3"] = math.pi / 6 * (diameter_um / 3) ** 3
+        # Default: a tenth of a typical nucleus (a sphere of the typical diameter).
+        overrides["min_volume_um3"] = 0.1 * math.pi / 6 * diameter_um**3
     return replace(defaults, **overrides)
 
 
@@ -67,9 +75,6 @@ def _predictor(cfg: SegmentConfig, volume: Volume) -> tuple[PredictorSpec, Norma
         norm = estimate_normalization(volume)
         diameter = cfg.diameter_um or DEFAULT_DIAMETER_UM
         return ClassicalSpec(volume.voxel_size, diameter, threshold=norm.threshold), norm, DecodeParams(), diameter
-    from bigseg.predict._model import ModelSpec
-    from bigseg.predict._package import load_model_package
-
     spec = ModelSpec(
         model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=cfg.diameter_um,
         device=cfg.device, tta=cfg.tta,

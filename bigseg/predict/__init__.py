@@ -1,20 +1,52 @@
-"""Predictors: image block → BCD maps (foreground, contour, signed distance)."""
+"""Predictors: image block → BCD maps (foreground, contour, signed distance).
 
+The classical predictor needs no weights; model predictors run a MONAI
+network from a model package (weights + JSON card), the shipped default
+model first among them.
+"""
+
+from bigseg.predict._card import DecodingDefaults, ModelCard
 from bigseg.predict._classical import ClassicalPredictor, ClassicalSpec
+from bigseg.predict._model import ModelPredictor, ModelSpec, default_model_spec
+from bigseg.predict._networks import ARCHITECTURES, HEADS, build_network
 from bigseg.predict._normalize import Normalization, estimate_normalization
+from bigseg.predict._package import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    available_models,
+    load_model_package,
+    resolve_model,
+    save_model_package,
+)
 from bigseg.predict._protocol import CONTOUR, DISTANCE, FOREGROUND, MAP_CHANNELS, Predictor, PredictorSpec
 from bigseg.predict._registry import get_predictor
+from bigseg.predict._scale import ScaleMap
 
 __all__ = [
+    "ARCHITECTURES",
     "CONTOUR",
+    "DEFAULT_MODEL",
     "DISTANCE",
     "FOREGROUND",
+    "HEADS",
     "MAP_CHANNELS",
     "ClassicalPredictor",
     "ClassicalSpec",
+    "DecodingDefaults",
+    "LoadedModel",
+    "ModelCard",
+    "ModelPredictor",
+    "ModelSpec",
     "Normalization",
     "Predictor",
     "PredictorSpec",
+    "ScaleMap",
+    "available_models",
+    "build_network",
+    "default_model_spec",
     "estimate_normalization",
     "get_predictor",
+    "load_model_package",
+    "resolve_model",
+    "save_model_package",
 ]

@@ -1,39 +1,37 @@
-"""The pipeline with a network predictor (a small, randomly initialised U-Net package)."""
+"""The pipeline with the shipped default model (the default predictor)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from bigseg.evaluate import evaluate
 from bigseg.io import open_volume
 from bigseg.pipeline import segment
-from bigseg.predict._card import ModelCard
-from bigseg.predict._networks import build_network
-from bigseg.predict._package import save_model_package
-from bigseg.testing import same_partition
+from bigseg.synth import synthesize
+from bigseg.testing import write_image
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    torch.manual_seed(0)
-    card = ModelCard(name="tiny", architecture="unet", architecture_kwargs={"channels": [4, 8], "strides": [2]},
-                     head="bcd", patch_size=(16, 32, 32), halo=(6, 6, 6), voxel_size_um=(1.0, 1.0, 1.0),
-                     diameter_um=10.0)
-    net = build_network(card.architecture, card.head, card.architecture_kwargs)
-    return save_model_package(net, card, tmp_path_factory.mktemp("m") / "tiny")
+def confocal(tmp_path_factory):
+    """`confocal` preset at 1 µm voxels with 10 µm nuclei (the model was trained at 12 µm, so the
+    blocks are rescaled), 48×96×96 voxels, seed 5."""
+    image, truth = synthesize((48, 96, 96), preset="confocal", voxel_size=(1, 1, 1), diameter_um=10, seed=5,
+                              volume_fraction=0.10, axial_stretch=1.0)
+    path = tmp_path_factory.mktemp("in") / "confocal.zarr"
+    write_image(path, image)
+    return path, truth
 
 
-def test_model_predictor_blockwise_equals_whole_volume(balls, tmp_path, tiny_model):
-    """Patches are placed on the block, so maps near a patch seam can differ in the last bits; the
-    partition must agree on at least 99.9 % of voxels and in object count."""
-    src, _, _ = balls
-    common = dict(scheduler="sync", predictor="model", model=str(tiny_model), diameter_um=10.0)
-    whole = segment(str(src), str(tmp_path / "w.zarr"), block_shape=(64, 96, 96), **common)
-    blocked = segment(str(src), str(tmp_path / "b.zarr"), block_shape=(32, 48, 48), **common)
+def test_default_model_blockwise_agrees_with_whole_volume(confocal, tmp_path):
+    """Sliding-window patches fall differently in each block, so maps differ slightly near patch
+    seams (see docs/models.md); objects must agree: same count within 3 %, matched at IoU 0.5."""
+    src, truth = confocal
+    whole = segment(str(src), str(tmp_path / "w.zarr"), scheduler="sync", diameter_um=10.0, block_shape=(48, 96, 96))
+    blocked = segment(str(src), str(tmp_path / "b.zarr"), scheduler="sync", diameter_um=10.0, block_shape=(32, 48, 48))
+    assert blocked.n_blocks == 8 and whole.n_objects > 20
     a = open_volume(whole.labels_url).read_level(0)
     b = open_volume(blocked.labels_url).read_level(0)
-    assert blocked.n_blocks == 8
-    if not same_partition(a, b):
-        assert whole.n_objects == blocked.n_objects
-        assert np.mean((a > 0) != (b > 0)) < 1e-3
+    assert abs(whole.n_objects - blocked.n_objects) <= 0.03 * whole.n_objects
+    assert evaluate(b, a, thresholds=(0.5,)).at(0.5).f1 >= 0.97
+    assert evaluate(a, truth, thresholds=(0.5,), ignore_border=True).at(0.5).f1 >= 0.9
