@@ -34,14 +34,16 @@ def _import_stack() -> None:
 
 def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
     src, dst = workdir / "in.zarr", workdir / "out.zarr"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="6GiB",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    kw = dict(n_workers=2, threads_per_worker=1, processes=True, memory_limit="6GiB", dashboard_address=None)
+    with LocalCluster(**kw) as cluster, Client(cluster) as client:
         t0 = time.perf_counter()
         synth = write_synthetic(src, shape, voxel_size=(1.0, 1.0, 1.0), preset="confocal", diameter_um=10.0,
                                 volume_fraction=0.10, psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2,
-                                intensity_cv=0.15, block_shape=(block,) * 3, client=client, overwrite=True)
+                                intensity_cv=0.15, axial_stretch=1.0, block_shape=(block,) * 3, client=client,
+                                overwrite=True)
         t_synth = time.perf_counter() - t0
-        client.restart()  # fresh worker processes: peaks below are the segmentation's alone
+    # A fresh cluster: the peaks below are the segmentation's alone.
+    with LocalCluster(**kw) as cluster, Client(cluster) as client:
         client.run(_import_stack)
         idle = client.run(_peak_mib)
         t0 = time.perf_counter()
