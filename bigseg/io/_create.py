@@ -313,7 +313,8 @@ def open_writer(url: str | os.PathLike[str], *, storage_options: Mapping[str, An
         tuple(max(1, round(a / b)) for a, b in zip(hi, lo)) for hi, lo in zip(spatial[:-1], spatial[1:])
     )
     sizes = tuple(v if v is not None else (1.0, 1.0, 1.0) for v in ms.voxel_sizes)
-    bigseg_attrs = attrs.get("bigseg") if isinstance(attrs.get("bigseg"), Mapping) else {}
+    raw = attrs.get("bigseg")
+    bigseg_attrs: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     channels = bigseg_attrs.get("channel_names") if len(shapes[0]) == 4 else None
     return ImageWriter(
         url=url,

@@ -82,7 +82,15 @@ class BlockRunner:
         except Exception as exc:
             raise BlockFailedError(f"{stage} failed on {_describe(item)}: {type(exc).__name__}: {exc}") from exc
 
-    def _run_dask(self, stage, fn, items, extra, resources, results):  # type: ignore[no-untyped-def]
+    def _run_dask(
+        self,
+        stage: str,
+        fn: Callable[..., Any],
+        items: Sequence[Any],
+        extra: Callable[[Any], tuple[Any, ...]],
+        resources: dict[str, float] | None,
+        results: list[Any],
+    ) -> list[Any]:
         from distributed import as_completed
 
         n = len(items)
