@@ -1,8 +1,9 @@
 """Peak worker memory of `bigseg segment` against volume size (prints figures, asserts nothing).
 
-Synthesizes a volume (mesoSPIM-like density at 1 µm voxels, written block by block), segments it
-in 128³ blocks on a LocalCluster of 2 single-threaded worker processes, and prints each worker's
-peak resident memory (ru_maxrss) next to the volume size. Memory must follow the block, not the
+Synthesizes a volume (confocal-like nuclei at 1 µm voxels, written block by block), segments it
+with the classical predictor in 128³ blocks on a fresh LocalCluster of 2 single-threaded worker
+processes, and prints each worker's peak resident memory (sampled every 50 ms) next to the
+volume size. Memory must follow the block, not the
 volume: the peak should stay flat while the volume grows 8×.
 
     python benchmarks/memory.py                      # 256×512×512 and 512×1024×1024
@@ -12,7 +13,6 @@ volume: the peak should stay flat while the volume grows 8×.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import tempfile
 import time
@@ -24,8 +24,26 @@ from bigseg.pipeline import segment
 from bigseg.synth import write_synthetic
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _start_sampler(dask_worker: object) -> None:
+    """Sample this worker's resident memory every 50 ms (ru_maxrss is inherited from the nanny
+    across fork/exec, so it cannot tell a worker's own peak)."""
+    import threading
+
+    import psutil
+
+    proc, worker = psutil.Process(), dask_worker
+    worker.bigseg_peak_rss = 0  # type: ignore[attr-defined]  (state lives on the worker, not in a pickled global)
+
+    def loop() -> None:
+        while True:
+            worker.bigseg_peak_rss = max(worker.bigseg_peak_rss, proc.memory_info().rss)  # type: ignore[attr-defined]
+            time.sleep(0.05)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def _peak_mib(dask_worker: object) -> float:
+    return dask_worker.bigseg_peak_rss / 2**20  # type: ignore[attr-defined]
 
 
 def _import_stack() -> None:
@@ -45,6 +63,8 @@ def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
     # A fresh cluster: the peaks below are the segmentation's alone.
     with LocalCluster(**kw) as cluster, Client(cluster) as client:
         client.run(_import_stack)
+        client.run(_start_sampler)
+        time.sleep(0.5)
         idle = client.run(_peak_mib)
         t0 = time.perf_counter()
         result = segment(str(src), str(dst), client=client, predictor="classical", diameter_um=10.0,
