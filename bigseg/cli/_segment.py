@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -13,15 +14,20 @@ __all__ = ["register"]
 
 
 class _Progress:
-    """tqdm bars per stage (only the CLI shows progress)."""
+    """tqdm bars per stage on a terminal; one line per finished stage in logs (cron, SLURM)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self.tty = sys.stderr.isatty()
         self.bar: Any = None
         self.stage: str | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
+            return
+        if not self.tty:
+            if done == total:
+                typer.echo(f"{stage}: {done}/{total} blocks done", err=True)
             return
         from tqdm import tqdm
 
