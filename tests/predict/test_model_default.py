@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from bigseg.predict import get_predictor
 from bigseg.predict._model import default_model_spec
 from bigseg.predict._package import DEFAULT_MODEL, load_model_package
 from bigseg.train import DecodeThresholds, decode_bcd
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,6 @@ from bigseg.predict._package import (
 KW = {"channels": (4, 8, 16), "strides": (2, 2)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _card(**kw) -> ModelCard:
     return ModelCard(name="tiny", architecture="unet", architecture_kwargs=KW, head="bcd", patch_size=(16, 16, 16), **kw)
 

@@ -18,14 +18,6 @@ from bigseg.predict._package import DEFAULT_MODEL, save_model_package
 from bigseg.predict._scale import ScaleMap
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class _Pointwise(torch.nn.Module):
     """A fake network whose logits depend on each voxel alone: blending cannot change it."""
 

@@ -23,15 +23,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread is faster than two on a shared, loaded machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_registry_covers_the_tiny_variants() -> None:
     assert set(TINY) == set(ARCHITECTURES)
 

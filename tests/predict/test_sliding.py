@@ -10,14 +10,6 @@ from bigseg.errors import InputError
 from bigseg.predict._sliding import fit_patch_size, sliding_window
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_fake_model_is_reproduced_exactly() -> None:
     # A pointwise model: any blending of patches gives the model's value back.
     img = np.random.default_rng(0).random((20, 45, 33), dtype=np.float32)

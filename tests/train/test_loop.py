@@ -23,13 +23,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def test_train_writes_curves_checkpoint_and_package(tmp_path: Path) -> None:
     cfg = TrainConfig(out=str(tmp_path / "run"), name="tiny", steps=4, val_every=2, checkpoint_every=2, log_every=1, **TINY)
     result = train(cfg)

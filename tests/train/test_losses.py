@@ -17,14 +17,6 @@ from bigseg.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(n: int = 2, side: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     cfg = RandomNucleiConfig(diameter=7.0, fill_range=(0.15, 0.3), p_anisotropy=0.0)
     xs, ys = [], []
