@@ -7,7 +7,7 @@ from bigseg.train._loop import TrainResult, train
 from bigseg.train._losses import LOSSES, make_loss
 from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
 from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
-from bigseg.train._validate import DecodeThresholds, decode_bcd, match_scores, score
+from bigseg.train._validate import DecodeThresholds, decode_bcd, score
 
 __all__ = [
     "DISTANCE_ALPHA",
@@ -25,7 +25,6 @@ __all__ = [
     "bcd_targets",
     "decode_bcd",
     "make_loss",
-    "match_scores",
     "random_nuclei",
     "score",
     "train",
