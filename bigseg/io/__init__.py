@@ -1,6 +1,7 @@
 """Reading 3D inputs (OME-Zarr, zarr, TIFF; local or fsspec URLs) and writing OME-Zarr outputs."""
 
 from bigseg.io._copy import copy_image_block
+from bigseg.io._ngff import parse_voxel_size
 from bigseg.io._create import create_image, create_labels, is_complete, open_writer
 from bigseg.io._open import open_volume
 from bigseg.io._pyramid import default_factors, downsample
@@ -24,6 +25,7 @@ __all__ = [
     "open_group",
     "open_volume",
     "open_writer",
+    "parse_voxel_size",
     "path_exists",
     "remove_tree",
 ]

@@ -146,17 +146,15 @@ def segment(
     scratch = Scratch(join_url(out_url, ".bigseg-work"), plan.grid)
     scratch.create(slots=cfg.stitch == "overlap")
     ctx = RunContext(plan.grid, volume, plan.normalization, plan.predictor, plan.params, maps, image, labels, scratch)
-    with _runner(cfg, client, progress) as runner:
-        if on_cluster is not None:
-            on_cluster(getattr(runner.client, "dashboard_link", None))
+    with _runner(cfg, client, progress, on_cluster) as runner:
         return _run(cfg, ctx, plan, runner, out_url, predict=True)
 
 
 class _runner:
     """Context manager: a BlockRunner on the given client, or one opened from the config."""
 
-    def __init__(self, cfg: SegmentConfig, client: Any, progress: Any) -> None:
-        self.cfg, self.client, self.progress = cfg, client, progress
+    def __init__(self, cfg: SegmentConfig, client: Any, progress: Any, on_cluster: Any) -> None:
+        self.cfg, self.client, self.progress, self.on_cluster = cfg, client, progress, on_cluster
         self._cm: Any = None
 
     def __enter__(self) -> BlockRunner:
@@ -168,6 +166,8 @@ class _runner:
                 memory_limit=cfg.memory_limit,
             )
             client = self._cm.__enter__()
+        if self.on_cluster is not None:
+            self.on_cluster(getattr(client, "dashboard_link", None))
         threads = sum(client.nthreads().values()) if client is not None else 1
         return BlockRunner(client, window=self.cfg.window or max(2, 2 * threads), progress=self.progress)
 
@@ -319,7 +319,5 @@ def decode(
     scratch = Scratch(join_url(out_url, ".bigseg-work"), grid)
     scratch.create(slots=cfg.stitch == "overlap")
     ctx = RunContext(grid, volume, None, None, params, maps, None, labels, scratch)
-    with _runner(cfg, client, progress) as runner:
-        if on_cluster is not None:
-            on_cluster(getattr(runner.client, "dashboard_link", None))
+    with _runner(cfg, client, progress, on_cluster) as runner:
         return _run(cfg, ctx, plan, runner, out_url, predict=False)

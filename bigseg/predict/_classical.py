@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
+from bigseg.io import parse_voxel_size
 
 __all__ = ["ClassicalPredictor", "ClassicalSpec"]
 
@@ -49,9 +50,7 @@ class ClassicalSpec:
     threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        vs = tuple(float(v) for v in self.voxel_size)
-        if len(vs) != 3 or not all(math.isfinite(v) and v > 0 for v in vs):
-            raise InputError(f"`voxel_size` must be 3 positive numbers (z, y, x) in µm, got {self.voxel_size!r}")
+        vs = parse_voxel_size(self.voxel_size)
         if not (math.isfinite(self.diameter_um) and self.diameter_um > 0):
             raise InputError(f"`diameter_um` must be a positive number of µm, got {self.diameter_um!r}")
         object.__setattr__(self, "voxel_size", vs)
