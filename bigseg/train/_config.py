@@ -35,7 +35,9 @@ class TrainConfig:
 
     Lengths: ``patch_size`` in model voxels; ``voxel_size_um`` and
     ``diameter_um`` describe the model's scale (the synthetic nuclei are
-    ``diameter_um / voxel_size_um`` voxels across).
+    ``diameter_um / voxel_size_um`` voxels across). ``init`` names a model
+    package (path or shipped name) whose weights the run starts from
+    (fine-tuning); its architecture, head and scale must be the run's.
     """
 
     out: str
@@ -69,6 +71,7 @@ class TrainConfig:
     threads: int = 1
     infer_patch_size: tuple[int, int, int] = (64, 64, 64)
     halo: tuple[int, int, int] = (16, 16, 16)
+    init: str | None = None
     command: str = ""
 
     def __post_init__(self) -> None:

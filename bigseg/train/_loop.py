@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bigseg.errors import InputError
 from bigseg.predict._card import DecodingDefaults, ModelCard, Provenance, TargetSpec
 from bigseg.predict._networks import activate, build_network, full_kwargs
 from bigseg.predict._package import save_model_package
@@ -151,6 +152,8 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
             data += f" + {cfg.preset_fraction:.0%} bigseg.synth presets (rescaled to the model's scale)"
     if cfg.pairs:
         data = (data + "; " if data else "") + ", ".join(p.image for p in cfg.pairs)
+    if cfg.init:
+        data += f"; fine-tuned from {cfg.init}"
     return ModelCard(
         name=cfg.name, architecture=cfg.architecture,  # type: ignore[arg-type]
         # All arguments, defaults included: the package must not depend on the registry's defaults.
@@ -203,6 +206,8 @@ def train(
     warmup = max(1, min(200, cfg.steps // 20))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg.steps, warmup))
     start = _resume(out / "checkpoint.pt", net, opt, sched) if resume else 0
+    if start == 0 and cfg.init:
+        _initialise(net, cfg)
     for name in ("loss.csv", "val.csv"):
         (out / name).unlink(missing_ok=True) if start == 0 else truncate_rows(out / name, start)
     loss_fn = make_loss(cfg.loss, cfg.head)
@@ -244,6 +249,31 @@ def train(
     net.eval()
     package = save_model_package(net, _card(cfg, metrics, cfg.steps), out / "model", overwrite=True)
     return TrainResult(package=package, steps=cfg.steps, metrics=metrics)
+
+
+def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Start from the weights of the package ``cfg.init`` (fine-tuning)."""
+    from bigseg.predict._package import load_model_package
+
+    loaded = load_model_package(cfg.init)  # type: ignore[arg-type]
+    card = loaded.card
+    ours = (cfg.architecture, full_kwargs(cfg.architecture, cfg.architecture_kwargs), cfg.head)
+    theirs = (card.architecture, full_kwargs(card.architecture, card.architecture_kwargs), card.head)
+    if ours != theirs:
+        raise InputError(
+            f"--init {cfg.init!r} is a {card.architecture!r} network with head {card.head!r} and arguments "
+            f"{json.dumps(theirs[1])}; this run builds {cfg.architecture!r} / {cfg.head!r} with {json.dumps(ours[1])}. "
+            f"Pass --architecture {card.architecture} --head {card.head} --arch-kwargs '{json.dumps(theirs[1])}'"
+        )
+    scale = (tuple(card.voxel_size_um), float(card.diameter_um))
+    if scale != (tuple(cfg.voxel_size_um), float(cfg.diameter_um)):
+        raise InputError(
+            f"--init {cfg.init!r} was trained at nuclei {card.diameter_um} µm across in {card.voxel_size_um} µm "
+            f"voxels; this run's scale is {cfg.diameter_um} µm in {cfg.voxel_size_um} µm voxels. "
+            f"Pass --model-diameter {card.diameter_um} (and the same model voxel size) to fine-tune it"
+        )
+    net.load_state_dict(loaded.network.state_dict())
+    logger.info("starting from the weights of %s (%s)", card.name, loaded.source)
 
 
 def _resume(path: Path, net, opt, sched) -> int:  # type: ignore[no-untyped-def]

@@ -75,6 +75,28 @@ def _train_until(cfg: TrainConfig, stop: int) -> None:
         loop._save_checkpoint = real
 
 
+def test_init_starts_from_a_package_and_checks_it_fits(tmp_path: Path) -> None:
+    """--init: step 0 holds the package's weights (zero steps trained = the same network)."""
+    base = train(TrainConfig(out=str(tmp_path / "base"), steps=2, val_every=2, checkpoint_every=2, seed=1, **TINY))
+    tuned = train(TrainConfig(out=str(tmp_path / "tuned"), steps=1, val_every=1, checkpoint_every=1, seed=2,
+                              lr=1e-12, init=str(base.package), **TINY))
+    a = load_model_package(base.package).network.state_dict()
+    b = load_model_package(tuned.package).network.state_dict()
+    fresh = train(TrainConfig(out=str(tmp_path / "fresh"), steps=1, val_every=1, checkpoint_every=1, seed=2,
+                              lr=1e-12, **TINY))
+    c = load_model_package(fresh.package).network.state_dict()
+    weights = [k for k in a if k.endswith("weight") and a[k].ndim > 1]
+    assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
+    assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in weights)
+    card = load_model_package(tuned.package).card
+    assert f"fine-tuned from {base.package}" in card.provenance.data
+    wider = {**TINY, "architecture_kwargs": {"channels": [8, 8, 16], "strides": [2, 2]}}
+    with pytest.raises(InputError, match=r"is a 'unet' network .* Pass --architecture unet --head bcd --arch-kwargs"):
+        train(TrainConfig(out=str(tmp_path / "w"), steps=1, init=str(base.package), **wider))
+    with pytest.raises(InputError, match=r"trained at nuclei 6.0 µm .* Pass --model-diameter 6.0"):
+        train(TrainConfig(out=str(tmp_path / "d"), steps=1, init=str(base.package), **{**TINY, "diameter_um": 9.0}))
+
+
 def test_train_on_labelled_files(tmp_path: Path) -> None:
     img, lab = random_nuclei((20, 28, 28), seed=1)
     tifffile.imwrite(tmp_path / "img.tif", (img * 1000).astype(np.uint16))
