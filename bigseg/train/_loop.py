@@ -259,7 +259,7 @@ def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
     card = loaded.card
     ours = (cfg.architecture, full_kwargs(cfg.architecture, cfg.architecture_kwargs), cfg.head)
     theirs = (card.architecture, full_kwargs(card.architecture, card.architecture_kwargs), card.head)
-    if ours != theirs:
+    if json.dumps(ours, sort_keys=True) != json.dumps(theirs, sort_keys=True):  # lists and tuples alike
         raise InputError(
             f"--init {cfg.init!r} is a {card.architecture!r} network with head {card.head!r} and arguments "
             f"{json.dumps(theirs[1])}; this run builds {cfg.architecture!r} / {cfg.head!r} with {json.dumps(ours[1])}. "

@@ -78,8 +78,9 @@ def _train_until(cfg: TrainConfig, stop: int) -> None:
 def test_init_starts_from_a_package_and_checks_it_fits(tmp_path: Path) -> None:
     """--init: step 0 holds the package's weights (zero steps trained = the same network)."""
     base = train(TrainConfig(out=str(tmp_path / "base"), steps=2, val_every=2, checkpoint_every=2, seed=1, **TINY))
+    as_tuples = {**TINY, "architecture_kwargs": {"channels": (4, 8, 16), "strides": (2, 2)}}  # = the card's lists
     tuned = train(TrainConfig(out=str(tmp_path / "tuned"), steps=1, val_every=1, checkpoint_every=1, seed=2,
-                              lr=1e-12, init=str(base.package), **TINY))
+                              lr=1e-12, init=str(base.package), **as_tuples))
     a = load_model_package(base.package).network.state_dict()
     b = load_model_package(tuned.package).network.state_dict()
     fresh = train(TrainConfig(out=str(tmp_path / "fresh"), steps=1, val_every=1, checkpoint_every=1, seed=2,
