@@ -21,7 +21,7 @@ import numpy as np
 from bigseg.errors import InputError
 from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
 
-__all__ = ["LabelledVolume", "PatchSource", "SyntheticPool", "VolumeSource", "random_crop"]
+__all__ = ["LabelledVolume", "PatchSource", "PatchVolume", "SyntheticPool", "VolumeSource", "random_crop"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +140,27 @@ class LabelledVolume:
                 "must be 3D volumes of the same shape"
             )
 
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """A random ``shape`` crop (zero-padded where the volume is smaller)."""
+        image, labels = random_crop(rng, (self.image, self.labels), shape)
+        return image, labels
+
+
+class PatchVolume(Protocol):
+    """A labelled volume at the model's scale that hands out random crops."""
+
+    def draw(self, rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 @dataclass(frozen=True)
 class VolumeSource:
-    """Random crops of labelled volumes, each volume drawn with equal probability."""
+    """Random crops of labelled volumes, each volume drawn with equal probability.
 
-    volumes: tuple[LabelledVolume, ...]
+    The volumes are in memory (:class:`LabelledVolume`) or read patch by patch
+    from their files (:class:`bigseg.train._volumes.LazyLabelledVolume`).
+    """
+
+    volumes: tuple[PatchVolume, ...]
 
     def __post_init__(self) -> None:
         if not self.volumes:
@@ -153,5 +168,5 @@ class VolumeSource:
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int, int], step: int) -> tuple[np.ndarray, np.ndarray]:
         vol = self.volumes[int(rng.integers(0, len(self.volumes)))]
-        image, labels = random_crop(rng, (vol.image, vol.labels), shape)
+        image, labels = vol.draw(rng, shape)
         return image.astype(np.float32), labels.astype(np.uint32)

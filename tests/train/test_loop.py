@@ -138,21 +138,3 @@ def test_cli_train(tmp_path: Path) -> None:
     assert "--steps 2 --batch-size 1 --patch-size 16 16 16" in command and "--synthetic" not in command
     bad = CliRunner().invoke(app, ["train", str(tmp_path / "x"), "--image", "a.tif"])
     assert bad.exit_code != 0 and "give one --labels per --image" in str(bad.exception)
-
-
-def test_read_array_from_zarr_and_tiff(tmp_path: Path) -> None:
-    import zarr
-
-    from bigseg.train._volumes import read_array
-
-    z = zarr.create_array(str(tmp_path / "a.zarr"), shape=(4, 5, 6), dtype="uint16")
-    z[:] = 3
-    arr, vs = read_array(str(tmp_path / "a.zarr"), (2.0, 1.0, 1.0))
-    assert arr.shape == (4, 5, 6) and arr.max() == 3 and tuple(vs) == (2.0, 1.0, 1.0)
-    tifffile.imwrite(tmp_path / "b.tif", np.ones((3, 4, 5), np.uint8), photometric="minisblack")
-    arr, vs = read_array(str(tmp_path / "b.tif"))
-    assert arr.shape == (3, 4, 5) and vs is None
-    from bigseg.errors import VolumeNotFoundError
-
-    with pytest.raises(VolumeNotFoundError, match="does not exist"):
-        read_array(str(tmp_path / "missing.tif"))
