@@ -45,6 +45,9 @@ def _train(
     infer_patch_size: tuple[int, int, int] = typer.Option((64, 64, 64), help="Inference patch Z Y X written to the card."),
     checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint.pt if present."),
+    tune_decoding: bool = typer.Option(
+        True, "--tune-decoding/--no-tune-decoding", help="Choose the card's decoding thresholds on synthetic volumes."
+    ),
     init: str | None = typer.Option(
         None, "--init", help="Start from this model package's weights (a path, or 'default'): fine-tuning."
     ),
@@ -68,7 +71,7 @@ def _train(
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
         infer_patch_size=infer_patch_size, preset_fraction=preset_fraction, refresh_every=refresh_every,
-        init=init, command=_command_line(ctx),
+        init=init, tune_decoding=tune_decoding, command=_command_line(ctx),
     )
 
     def show(row: dict) -> None:

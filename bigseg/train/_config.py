@@ -38,6 +38,8 @@ class TrainConfig:
     ``diameter_um / voxel_size_um`` voxels across). ``init`` names a model
     package (path or shipped name) whose weights the run starts from
     (fine-tuning); its architecture, head and scale must be the run's.
+    ``tune_decoding`` chooses the card's decoding thresholds on synthetic
+    volumes at the end (:func:`bigseg.train.choose_decoding`).
     """
 
     out: str
@@ -72,6 +74,7 @@ class TrainConfig:
     infer_patch_size: tuple[int, int, int] = (64, 64, 64)
     halo: tuple[int, int, int] = (16, 16, 16)
     init: str | None = None
+    tune_decoding: bool = True
     command: str = ""
 
     def __post_init__(self) -> None:

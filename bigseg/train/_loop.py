@@ -247,8 +247,31 @@ def train(
     if not metrics:  # resumed from a finished run: nothing trained, score what is there
         metrics = _validate(net, cfg, val_set)
     net.eval()
-    package = save_model_package(net, _card(cfg, metrics, cfg.steps), out / "model", overwrite=True)
+    card = _card(cfg, metrics, cfg.steps)
+    if cfg.tune_decoding:
+        card = _tune_decoding(net, card, out)
+    package = save_model_package(net, card, out / "model", overwrite=True)
     return TrainResult(package=package, steps=cfg.steps, metrics=metrics)
+
+
+def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path) -> ModelCard:
+    """The card with decoding thresholds chosen on the synthetic selection set."""
+    from bigseg.predict import ModelPredictor, ModelSpec
+    from bigseg.train._decoding import choose_decoding
+
+    def predictor_for(voxel_size: tuple[float, float, float], diameter_um: float) -> ModelPredictor:
+        spec = ModelSpec(model=str(out / "model"), voxel_size=voxel_size, diameter_um=diameter_um)
+        return ModelPredictor(net, card, spec=spec)
+
+    choice = choose_decoding(predictor_for)
+    logger.info("decoding thresholds chosen on synthetic volumes: %s", choice.summary())
+    p = choice.params
+    decoding = DecodingDefaults(seed_foreground=p.seed_foreground, seed_contour=p.seed_contour,
+                                seed_distance=p.seed_distance, mask_foreground=p.mask_foreground,
+                                mask_distance=p.mask_distance)
+    metrics = {**card.provenance.metrics, "decoding_selection": choice.summary()}
+    provenance = card.provenance.model_copy(update={"metrics": metrics})
+    return card.model_copy(update={"decoding": decoding, "provenance": provenance})
 
 
 def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:

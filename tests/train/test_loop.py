@@ -16,15 +16,9 @@ from bigseg.errors import InputError
 from bigseg.predict._package import load_model_package
 from bigseg.train import LabelledPair, TrainConfig, random_nuclei, train
 
-TINY = dict(
-    architecture="unet", architecture_kwargs={"channels": [4, 8, 16], "strides": [2, 2]}, batch_size=2,
-    patch_size=(16, 16, 16), infer_patch_size=(16, 16, 16), pool_size=2, pool_volume=(24, 24, 24),
-    refresh_every=2, val_volumes=1, val_shape=(24, 24, 24), workers=0, diameter_um=6.0, halo=(4, 4, 4),
-)
 
-
-def test_train_writes_curves_checkpoint_and_package(tmp_path: Path) -> None:
-    cfg = TrainConfig(out=str(tmp_path / "run"), name="tiny", steps=4, val_every=2, checkpoint_every=2, log_every=1, **TINY)
+def test_train_writes_curves_checkpoint_and_package(tmp_path: Path, tiny: dict) -> None:
+    cfg = TrainConfig(out=str(tmp_path / "run"), name="tiny", steps=4, val_every=2, checkpoint_every=2, log_every=1, **tiny)
     result = train(cfg)
     run = tmp_path / "run"
     for name in ("config.json", "checkpoint.pt", "loss.csv", "val.csv", "curves.png"):
@@ -41,10 +35,10 @@ def test_train_writes_curves_checkpoint_and_package(tmp_path: Path) -> None:
     assert "f1@0.5" in loaded.card.provenance.metrics["synthetic_validation"]
 
 
-def test_resume_gives_the_same_weights(tmp_path: Path) -> None:
+def test_resume_gives_the_same_weights(tmp_path: Path, tiny: dict) -> None:
     """4 steps in one go == 2 steps, stop, resume for 2 more (seeded batches, saved optimiser state)."""
-    once = train(TrainConfig(out=str(tmp_path / "once"), steps=4, val_every=4, checkpoint_every=2, seed=3, **TINY))
-    first = TrainConfig(out=str(tmp_path / "twice"), steps=4, val_every=4, checkpoint_every=2, seed=3, **TINY)
+    once = train(TrainConfig(out=str(tmp_path / "once"), steps=4, val_every=4, checkpoint_every=2, seed=3, **tiny))
+    first = TrainConfig(out=str(tmp_path / "twice"), steps=4, val_every=4, checkpoint_every=2, seed=3, **tiny)
     # Stop after step 2 by training a 4-step schedule in a run limited to 2 steps' worth of batches:
     _train_until(first, 2)
     twice = train(first, resume=True)
@@ -75,36 +69,36 @@ def _train_until(cfg: TrainConfig, stop: int) -> None:
         loop._save_checkpoint = real
 
 
-def test_init_starts_from_a_package_and_checks_it_fits(tmp_path: Path) -> None:
+def test_init_starts_from_a_package_and_checks_it_fits(tmp_path: Path, tiny: dict) -> None:
     """--init: step 0 holds the package's weights (zero steps trained = the same network)."""
-    base = train(TrainConfig(out=str(tmp_path / "base"), steps=2, val_every=2, checkpoint_every=2, seed=1, **TINY))
-    as_tuples = {**TINY, "architecture_kwargs": {"channels": (4, 8, 16), "strides": (2, 2)}}  # = the card's lists
+    base = train(TrainConfig(out=str(tmp_path / "base"), steps=2, val_every=2, checkpoint_every=2, seed=1, **tiny))
+    as_tuples = {**tiny, "architecture_kwargs": {"channels": (4, 8, 16), "strides": (2, 2)}}  # = the card's lists
     tuned = train(TrainConfig(out=str(tmp_path / "tuned"), steps=1, val_every=1, checkpoint_every=1, seed=2,
                               lr=1e-12, init=str(base.package), **as_tuples))
     a = load_model_package(base.package).network.state_dict()
     b = load_model_package(tuned.package).network.state_dict()
     fresh = train(TrainConfig(out=str(tmp_path / "fresh"), steps=1, val_every=1, checkpoint_every=1, seed=2,
-                              lr=1e-12, **TINY))
+                              lr=1e-12, **tiny))
     c = load_model_package(fresh.package).network.state_dict()
     weights = [k for k in a if k.endswith("weight") and a[k].ndim > 1]
     assert weights and all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)
     assert not all(torch.allclose(a[k], c[k], atol=1e-6) for k in weights)
     card = load_model_package(tuned.package).card
     assert f"fine-tuned from {base.package}" in card.provenance.data
-    wider = {**TINY, "architecture_kwargs": {"channels": [8, 8, 16], "strides": [2, 2]}}
+    wider = {**tiny, "architecture_kwargs": {"channels": [8, 8, 16], "strides": [2, 2]}}
     with pytest.raises(InputError, match=r"is a 'unet' network .* Pass --architecture unet --head bcd --arch-kwargs"):
         train(TrainConfig(out=str(tmp_path / "w"), steps=1, init=str(base.package), **wider))
     with pytest.raises(InputError, match=r"trained at nuclei 6.0 µm .* Pass --model-diameter 6.0"):
-        train(TrainConfig(out=str(tmp_path / "d"), steps=1, init=str(base.package), **{**TINY, "diameter_um": 9.0}))
+        train(TrainConfig(out=str(tmp_path / "d"), steps=1, init=str(base.package), **{**tiny, "diameter_um": 9.0}))
 
 
-def test_train_on_labelled_files(tmp_path: Path) -> None:
+def test_train_on_labelled_files(tmp_path: Path, tiny: dict) -> None:
     img, lab = random_nuclei((20, 28, 28), seed=1)
     tifffile.imwrite(tmp_path / "img.tif", (img * 1000).astype(np.uint16))
     tifffile.imwrite(tmp_path / "lab.tif", lab.astype(np.uint16))
     pair = LabelledPair(str(tmp_path / "img.tif"), str(tmp_path / "lab.tif"), voxel_size=(1.0, 0.5, 0.5), diameter_um=6.0)
     cfg = TrainConfig(out=str(tmp_path / "run"), steps=2, val_every=2, checkpoint_every=2, synthetic=False,
-                      pairs=(pair,), augment="full", **TINY)
+                      pairs=(pair,), augment="full", **tiny)
     assert train(cfg).package.is_dir()
 
 
@@ -119,14 +113,14 @@ def test_config_errors() -> None:
         TrainConfig(out="x", architecture="vnet")
 
 
-def test_cli_train(tmp_path: Path) -> None:
+def test_cli_train(tmp_path: Path, tiny: dict) -> None:
     from bigseg.cli import app
 
     args = ["train", str(tmp_path / "run"), "--steps", "2", "--batch-size", "1", "--patch-size", "16", "16", "16",
-            "--arch-kwargs", json.dumps(TINY["architecture_kwargs"]), "--val-every", "2", "--checkpoint-every", "2",
+            "--arch-kwargs", json.dumps(tiny["architecture_kwargs"]), "--val-every", "2", "--checkpoint-every", "2",
             "--workers", "0", "--model-diameter", "6", "--name", "cli_model", "--pool-size", "2",
             "--pool-volume", "24", "24", "24", "--val-volumes", "1", "--val-shape", "24", "24", "24",
-            "--infer-patch-size", "16", "16", "16", "--no-synthetic", "--synthetic"]
+            "--infer-patch-size", "16", "16", "16", "--no-synthetic", "--synthetic", "--no-tune-decoding"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "model package:" in result.output and "f1@0.5=" in result.output
