@@ -43,8 +43,12 @@ class SegmentConfig(BaseModel):
         "model", description="'model' (a trained network; the shipped default unless `model` is set) or 'classical'."
     )
     model: str | None = Field(None, description="Path of a model package; default: the shipped model.")
-    diameter_um: float | None = Field(
-        None, gt=0, description="Typical nucleus diameter in µm (default: the model's training diameter, or 10)."
+    diameter_um: float | Literal["auto"] | None = Field(
+        None,
+        description=(
+            "Typical nucleus diameter in µm, or 'auto' to estimate it from the image with the model "
+            "(default: the model's training diameter, or 10)."
+        ),
     )
     tta: bool = Field(False, description="Flip test-time augmentation.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -85,6 +89,21 @@ class SegmentConfig(BaseModel):
         if any(x < minimum for x in v):
             raise ValueError(f"{info.field_name} values must be >= {minimum}, got {v}")
         return v
+
+    @field_validator("diameter_um", mode="before")
+    @classmethod
+    def _diameter(cls, v: Any) -> float | str | None:
+        if v is None:
+            return v
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            d = None if isinstance(v, bool) else float(v)
+        except (TypeError, ValueError):
+            d = None
+        if d is None or not 0 < d < float("inf"):
+            raise ValueError("must be a diameter in µm > 0 or 'auto' (CLI: --diameter 8 or --diameter auto)")
+        return d
 
     @field_validator("voxel_size")
     @classmethod

@@ -66,7 +66,12 @@ def segment_command(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML job file (lowest precedence)."),
     predictor: Optional[str] = typer.Option(None, help="'model' or 'classical'."),
     model: Optional[str] = typer.Option(None, help="Model package (folder or .zip); default: the shipped model."),
-    diameter: Optional[float] = typer.Option(None, "--diameter", help="Typical nucleus diameter in µm."),
+    diameter: Optional[str] = typer.Option(
+        None, "--diameter", metavar="UM|auto",
+        help="Typical nucleus diameter in µm, or 'auto' to estimate it from the image with the model "
+        "(a few crops at candidate diameters; logged and recorded in the output). "
+        "Default: the model's training diameter (classical: 10).",
+    ),
     voxel_size: Optional[tuple[float, float, float]] = typer.Option(None, "--voxel-size", help="Voxel size Z Y X in µm."),
     level: Optional[int] = typer.Option(None, help="Resolution level of the input."),
     channel: Optional[int] = typer.Option(None, help="Channel of a multi-channel image."),

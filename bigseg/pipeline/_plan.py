@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bigseg.config import SegmentConfig
-from bigseg.decode import DecodeParams
+from bigseg.decode import DecodeParams, DiameterEstimate, estimate_volume_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
 from bigseg.predict import (
+    DEFAULT_MODEL,
     ClassicalSpec,
     ModelSpec,
     Normalization,
@@ -22,6 +24,8 @@ from bigseg.predict import (
 from bigseg.tiling import Grid, Halo
 
 __all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DIAMETER_UM = 10.0
 
@@ -35,6 +39,7 @@ class Plan:
     normalization: Normalization | None
     params: DecodeParams
     diameter_um: float
+    diameter_estimate: DiameterEstimate | None = None
 
 
 def check_output_location(input_url: str, output_url: str) -> None:
@@ -70,23 +75,40 @@ def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float
     return replace(defaults, **overrides)
 
 
+def _resolve_diameter(cfg: SegmentConfig, volume: Volume) -> tuple[SegmentConfig, DiameterEstimate | None]:
+    """The config with ``diameter_um="auto"`` replaced by an estimate, made here, once, in the driver.
+
+    The classical predictor's ``auto`` asks the default model, which ships with bigseg.
+    """
+    if cfg.diameter_um != "auto":
+        return cfg, None
+    model = (cfg.model or "default") if cfg.predictor == "model" else DEFAULT_MODEL
+    # The model's own normalisation (computed again by _predictor: it reads one coarse level).
+    norm = estimate_normalization(volume, percentiles=load_model_package(model).card.input.percentiles)
+    estimate = estimate_volume_diameter(volume, norm, model=model, device=cfg.device)
+    logger.info("diameter 'auto': %.2f µm (model %s, %.1fs)", estimate.diameter_um, model, estimate.seconds)
+    return cfg.model_copy(update={"diameter_um": estimate.diameter_um}), estimate
+
+
 def _predictor(cfg: SegmentConfig, volume: Volume) -> tuple[PredictorSpec, Normalization, DecodeParams, float]:
+    diameter_um = cfg.diameter_um if cfg.diameter_um != "auto" else None  # resolved by make_plan
     if cfg.predictor == "classical":
         norm = estimate_normalization(volume)
-        diameter = cfg.diameter_um or DEFAULT_DIAMETER_UM
+        diameter = diameter_um or DEFAULT_DIAMETER_UM
         return ClassicalSpec(volume.voxel_size, diameter, threshold=norm.threshold), norm, DecodeParams(), diameter
     spec = ModelSpec(
-        model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=cfg.diameter_um,
+        model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=diameter_um,
         device=cfg.device, tta=cfg.tta,
     )
     card = load_model_package(spec.model).card
     norm = estimate_normalization(volume, percentiles=card.input.percentiles)
     defaults = DecodeParams(**card.decoding.model_dump())
-    return spec, norm, defaults, cfg.diameter_um or card.diameter_um
+    return spec, norm, defaults, diameter_um or card.diameter_um
 
 
 def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
     """Choose the predictor, decode thresholds, halo and grid for ``volume``."""
+    cfg, estimate = _resolve_diameter(cfg, volume)
     spec, norm, defaults, diameter = _predictor(cfg, volume)
     params = decode_params(cfg, defaults, diameter)
     halo: tuple[int, ...]
@@ -100,4 +122,4 @@ def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
-    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter)
+    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate)

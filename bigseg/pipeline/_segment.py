@@ -278,6 +278,7 @@ def _finalize(cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, p
         "config": cfg.model_dump(mode="json"),
         "decode": {k: getattr(plan.params, k) for k in plan.params.__dataclass_fields__},
         "diameter_um": plan.diameter_um,
+        **({"diameter_estimate": plan.diameter_estimate.as_dict()} if plan.diameter_estimate else {}),
         "grid": {"block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape)},
     }
     ctx.labels.finalize({"run": run})

@@ -1,0 +1,33 @@
+"""`segment(..., diameter_um="auto")`: estimated once in the driver, used, and recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from bigseg.evaluate import evaluate
+from bigseg.io import open_group, open_volume
+from bigseg.pipeline import segment
+from bigseg.synth import synthesize, truth_stats
+from bigseg.testing import write_image
+
+
+@pytest.fixture(scope="module")
+def confocal(tmp_path_factory):
+    """`confocal` preset at 1 µm voxels, 10 µm nuclei, 48×96×96 voxels, seed 5 (as test_model_pipeline)."""
+    image, truth = synthesize((48, 96, 96), preset="confocal", voxel_size=(1, 1, 1), diameter_um=10, seed=5,
+                              volume_fraction=0.10, axial_stretch=1.0)
+    path = tmp_path_factory.mktemp("in") / "confocal.zarr"
+    write_image(path, image)
+    median = truth_stats(truth, (1, 1, 1), exclude_border=True)["median_diameter_um"]
+    return path, truth, float(median)
+
+
+def test_auto_diameter_is_estimated_used_and_recorded(confocal, tmp_path):
+    src, truth, median = confocal
+    result = segment(str(src), str(tmp_path / "o.zarr"), scheduler="sync", diameter_um="auto", block_shape=(48, 96, 96))
+    run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
+    assert run["config"]["diameter_um"] == "auto"
+    assert abs(run["diameter_um"] / median - 1) <= 0.25  # labels' median 10.3 µm
+    assert run["diameter_estimate"]["diameter_um"] == pytest.approx(run["diameter_um"], abs=1e-3)
+    labels = open_volume(result.labels_url).read_level(0)
+    assert evaluate(labels, truth, thresholds=(0.5,), ignore_border=True).at(0.5).f1 >= 0.9
