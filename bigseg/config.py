@@ -47,7 +47,7 @@ class SegmentConfig(BaseModel):
         None,
         description=(
             "Typical nucleus diameter in µm, or 'auto' to estimate it from the image with the model "
-            "(default: the model's training diameter, or 10)."
+            "(default: estimated from the image for a model; 10 for the classical predictor)."
         ),
     )
     tta: bool = Field(False, description="Flip test-time augmentation.")

@@ -70,7 +70,7 @@ def segment_command(
         None, "--diameter", metavar="UM|auto",
         help="Typical nucleus diameter in µm, or 'auto' to estimate it from the image with the model "
         "(a few crops at candidate diameters; logged and recorded in the output). "
-        "Default: the model's training diameter (classical: 10).",
+        "Default: estimated as with 'auto' (classical predictor: 10).",
     ),
     voxel_size: Optional[tuple[float, float, float]] = typer.Option(None, "--voxel-size", help="Voxel size Z Y X in µm."),
     level: Optional[int] = typer.Option(None, help="Resolution level of the input."),

@@ -76,17 +76,29 @@ def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float
 
 
 def _resolve_diameter(cfg: SegmentConfig, volume: Volume) -> tuple[SegmentConfig, DiameterEstimate | None]:
-    """The config with ``diameter_um="auto"`` replaced by an estimate, made here, once, in the driver.
+    """The config with its diameter estimated from the image where it asks for that, once, in the driver.
 
+    ``"auto"`` estimates; so does a model run given no diameter, which falls back to
+    the model's training diameter (with a warning) when the image shows no nuclei.
     The classical predictor's ``auto`` asks the default model, which ships with bigseg.
     """
-    if cfg.diameter_um != "auto":
+    explicit = cfg.diameter_um == "auto"
+    if not explicit and not (cfg.diameter_um is None and cfg.predictor == "model"):
         return cfg, None
     model = (cfg.model or "default") if cfg.predictor == "model" else DEFAULT_MODEL
+    card = load_model_package(model).card
     # The model's own normalisation (computed again by _predictor: it reads one coarse level).
-    norm = estimate_normalization(volume, percentiles=load_model_package(model).card.input.percentiles)
-    estimate = estimate_volume_diameter(volume, norm, model=model, device=cfg.device)
-    logger.info("diameter 'auto': %.2f µm (model %s, %.1fs)", estimate.diameter_um, model, estimate.seconds)
+    norm = estimate_normalization(volume, percentiles=card.input.percentiles)
+    try:
+        estimate = estimate_volume_diameter(volume, norm, model=model, device=cfg.device)
+    except InputError as exc:
+        if explicit:
+            raise
+        logger.warning("no nucleus diameter given and none could be estimated (%s); assuming the model's %.3g µm. "
+                       "Pass --diameter UM", exc, card.diameter_um)
+        return cfg, None
+    logger.info("diameter %s: %.2f µm (model %s, %.1fs)", "'auto'" if explicit else "not given, estimated",
+                estimate.diameter_um, model, estimate.seconds)
     return cfg.model_copy(update={"diameter_um": estimate.diameter_um}), estimate
 
 

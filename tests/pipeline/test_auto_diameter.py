@@ -31,3 +31,26 @@ def test_auto_diameter_is_estimated_used_and_recorded(confocal, tmp_path):
     assert run["diameter_estimate"]["diameter_um"] == pytest.approx(run["diameter_um"], abs=1e-3)
     labels = open_volume(result.labels_url).read_level(0)
     assert evaluate(labels, truth, thresholds=(0.5,), ignore_border=True).at(0.5).f1 >= 0.9
+
+
+def test_a_model_run_without_a_diameter_estimates_it(confocal, tmp_path):
+    src, _, median = confocal
+    result = segment(str(src), str(tmp_path / "o.zarr"), scheduler="sync", block_shape=(48, 96, 96))
+    run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
+    assert run["config"]["diameter_um"] is None
+    assert abs(run["diameter_um"] / median - 1) <= 0.25 and run["diameter_estimate"] is not None
+
+
+def test_without_nuclei_an_unset_diameter_falls_back_and_auto_fails(tmp_path, caplog):
+    import numpy as np
+
+    from bigseg.errors import InputError
+
+    src = tmp_path / "flat.zarr"
+    write_image(src, np.full((32, 64, 64), 100, np.uint16))
+    with caplog.at_level("WARNING", logger="bigseg.pipeline._plan"):
+        result = segment(str(src), str(tmp_path / "o.zarr"), scheduler="sync")
+    assert result.n_objects == 0 and "Pass --diameter UM" in caplog.text
+    assert dict(open_group(result.labels_url).attrs)["bigseg"]["run"]["diameter_um"] == 12.0
+    with pytest.raises(InputError, match="--diameter"):
+        segment(str(src), str(tmp_path / "auto.zarr"), scheduler="sync", diameter_um="auto")
