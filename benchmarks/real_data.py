@@ -11,8 +11,9 @@ Voxel sizes come from each volume's meta.json; nothing is tuned per volume. Prin
 `--diameter-from-labels` gives each volume the median equivalent-sphere diameter of its labelled
 nuclei not cut by the border: the size a user states when running bigseg on their own specimen.
 It reads the labels, so say so wherever its figures are quoted. `--diameter auto` estimates each
-volume's diameter from its image alone (`bigseg.decode.estimate_volume_diameter`); "d µm" then shows
-the estimate and "est s" the seconds the estimate took (included in "s").
+volume's diameter from its image alone (`bigseg.decode.estimate_volume_diameter`), as a model run
+given no diameter does too; "d µm" is the diameter used and "est s" the seconds the estimate took
+(included in "s").
 
 Each segmentation is scored three ways (one segmentation, three views of the same labels):
 
@@ -84,7 +85,7 @@ def main() -> None:
             truth = tifffile.imread(labels)
             region = edt.edt(truth == 0, anisotropy=voxel) <= args.region_um
             views = {"all": {}, "interior": {"ignore_border": True}, "region": {"mask": region}}
-            row = dict(volume=name, diameter_um=run["diameter_um"] if diameter else None, n_pred=result.n_objects,
+            row = dict(volume=name, diameter_um=run["diameter_um"], n_pred=result.n_objects,
                        estimate_s=estimate["seconds"] if estimate else None, seconds=time.perf_counter() - t0)
             for view, kwargs in views.items():
                 scores = evaluate(result.labels_url, truth, thresholds=(0.5, 0.75), voxel_size=voxel, **kwargs)
@@ -97,7 +98,7 @@ def main() -> None:
               f"{'AP@0.75':>8s} {'s':>6s}")
         for r in rows:
             v = r[view]
-            d = f"{r['diameter_um']:5.1f}" if r["diameter_um"] else "  def"
+            d = f"{r['diameter_um']:5.1f}"
             est = f"{r['estimate_s']:5.1f}" if r["estimate_s"] is not None else "    -"
             print(f"{r['volume']:26s} {d} {est} {r['n_pred']:5d} {v['n_true']:5d} {v['f1_50']:7.3f} {v['ap_50']:7.3f} "
                   f"{v['f1_75']:8.3f} {v['ap_75']:8.3f} {r['seconds']:6.1f}")
