@@ -153,7 +153,10 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
     if cfg.pairs:
         data = (data + "; " if data else "") + ", ".join(p.image for p in cfg.pairs)
     if cfg.init:
-        data += f"; fine-tuned from {cfg.init}"
+        from bigseg.predict._package import load_model_package
+
+        base = load_model_package(cfg.init).card.name  # "default" names a different model in each release
+        data += f"; fine-tuned from {cfg.init}" + (f" ({base})" if base != cfg.init else "")
     return ModelCard(
         name=cfg.name, architecture=cfg.architecture,  # type: ignore[arg-type]
         # All arguments, defaults included: the package must not depend on the registry's defaults.
