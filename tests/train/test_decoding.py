@@ -68,3 +68,15 @@ def test_train_writes_the_chosen_thresholds_into_the_card(
     assert chosen in ([0.8, 0.7, 0.4, 0.5], [0.5, 0.3, 0.0, 0.2])
     assert [card.decoding.seed_foreground, card.decoding.seed_contour, card.decoding.seed_distance,
             card.decoding.mask_foreground] == chosen
+
+
+@pytest.mark.slow
+def test_the_shipped_cards_thresholds_are_what_the_selection_chooses() -> None:
+    """docs/models.md: the default model's decoding comes from choose_decoding on synthetic volumes only."""
+    from bigseg.predict import get_predictor
+    from bigseg.predict._model import default_model_spec
+
+    choice = choose_decoding(lambda vs, d: get_predictor(default_model_spec(vs, d, device="cpu")))
+    d = load_model_package("default").card.decoding
+    assert choice.summary()["chosen"] == [d.seed_foreground, d.seed_contour, d.seed_distance, d.mask_foreground]
+    assert choice.f1_50 >= 0.7 and choice.f1_75 >= 0.6  # measured 0.750 / 0.681
