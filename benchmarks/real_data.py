@@ -35,9 +35,10 @@ from pathlib import Path
 import edt
 import numpy as np
 import tifffile
+from scipy import ndimage as ndi
 
 from bigseg.evaluate import evaluate
-from bigseg.io import open_group
+from bigseg.io import open_group, open_volume
 from bigseg.pipeline import segment
 from bigseg.synth import truth_stats
 
@@ -56,6 +57,17 @@ def volumes(data: Path) -> list[tuple[str, Path, Path, tuple[float, float, float
 
 def _diameter(text: str) -> float | str:
     return "auto" if text.strip().lower() == "auto" else float(text)
+
+
+def z_over_xy(labels: np.ndarray, voxel: tuple[float, float, float]) -> float:
+    """Median over objects not touching a face of (z extent) / (mean of y and x extents), in µm."""
+    ratios = []
+    for box in ndi.find_objects(labels):
+        if box is None or any(b.start == 0 or b.stop == n for b, n in zip(box, labels.shape)):
+            continue
+        z, y, x = ((b.stop - b.start) * v for b, v in zip(box, voxel))
+        ratios.append(z / ((y + x) / 2))
+    return float(np.median(ratios)) if ratios else float("nan")
 
 
 def main() -> None:
@@ -85,8 +97,10 @@ def main() -> None:
             truth = tifffile.imread(labels)
             region = edt.edt(truth == 0, anisotropy=voxel) <= args.region_um
             views = {"all": {}, "interior": {"ignore_border": True}, "region": {"mask": region}}
+            pred = open_volume(result.labels_url).read_level(0)
             row = dict(volume=name, diameter_um=run["diameter_um"], n_pred=result.n_objects,
-                       estimate_s=estimate["seconds"] if estimate else None, seconds=time.perf_counter() - t0)
+                       estimate_s=estimate["seconds"] if estimate else None, seconds=time.perf_counter() - t0,
+                       aspect_true=z_over_xy(truth, voxel), aspect_pred=z_over_xy(pred, voxel))
             for view, kwargs in views.items():
                 scores = evaluate(result.labels_url, truth, thresholds=(0.5, 0.75), voxel_size=voxel, **kwargs)
                 m50, m75 = scores.at(0.5), scores.at(0.75)
@@ -106,6 +120,9 @@ def main() -> None:
             mean = {k: float(np.mean([r[view][k] for r in rows])) for k in ("f1_50", "ap_50", "f1_75", "ap_75")}
             print(f"{'mean':26s} {'':5s} {'':5s} {'':5s} {'':5s} {mean['f1_50']:7.3f} {mean['ap_50']:7.3f} "
                   f"{mean['f1_75']:8.3f} {mean['ap_75']:8.3f}")
+    print("\n[shape] median z extent / x-y extent (µm) of interior objects: how the labels are drawn")
+    for r in rows:
+        print(f"{r['volume']:26s} labels {r['aspect_true']:5.2f}   predictions {r['aspect_pred']:5.2f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
