@@ -323,19 +323,32 @@ class _Trial:
 
 
 def _choose(scores: Sequence[CandidateScore], min_objects: int) -> tuple[CandidateScore, bool] | None:
-    """The largest self-consistent candidate (ratio >= 1), else the ratio closest to 1.
+    """The largest stable self-consistent candidate, else the ratio closest to 1.
 
     Below the nuclei's scale the model splits them or finds chromatin grains
     (ratio < 1, the grains' fixed point is small); above it, it sees shrunken
-    nuclei (ratio < 1). The largest candidate where the objects are at least as
-    big as the candidate is the upper fixed point of candidate -> median. It
-    needs ``min_objects`` objects, counted with the next candidate's (a sparse
-    image may hold few whole nuclei per crop).
+    nuclei (ratio < 1). The nuclei's size is the upper fixed point of
+    candidate -> median: the largest candidate whose objects are at least as
+    big as the candidate (ratio >= 1). It needs ``min_objects`` objects,
+    counted with the next candidate's (a sparse image may hold few whole
+    nuclei per crop), and a witness that the fixed point attracts: the next
+    candidate sees smaller objects (ratio < 1) in ``min_objects`` objects, or
+    the previous one sees larger ones (ratio >= 1). Far above the nuclei's
+    scale a model may merge one or two clusters into blobs as big as the
+    candidate, with neither witness.
     """
     for k in range(len(scores) - 1, -1, -1):
-        nxt = scores[k + 1].n_objects if k + 1 < len(scores) else 0
-        if scores[k].n_objects and scores[k].ratio >= 1 and scores[k].n_objects + nxt >= min_objects:
-            return scores[k], True
+        here = scores[k]
+        above = scores[k + 1] if k + 1 < len(scores) else None
+        below = scores[k - 1] if k > 0 else None
+        if not (here.n_objects and here.ratio >= 1):
+            continue
+        if here.n_objects + (above.n_objects if above else 0) < min_objects:
+            continue
+        from_above = above is not None and above.n_objects >= min_objects and above.ratio < 1
+        from_below = below is not None and below.n_objects > 0 and below.ratio >= 1
+        if from_above or from_below:
+            return here, True
     enough = [s for s in scores if s.n_objects >= min_objects]
     if not enough:
         return None

@@ -59,6 +59,17 @@ def test_choose_takes_the_largest_self_consistent_candidate():
     assert _choose(sparse, 3)[0].candidate_um == 9.6
 
 
+def test_choose_needs_a_witness_that_the_fixed_point_attracts():
+    # Nuclei at ~8 µm (witnessed by 31 smaller-looking objects at 9.6 µm); far above, a model merges
+    # one or two clusters into blobs as big as the candidate, with one object above and 0.54 below.
+    merged = _scores((2.5, 8, 2.3), (6.9, 26, 7.8), (9.6, 31, 8.3), (13.4, 21, 9.6), (18.8, 26, 10.2),
+                     (26.4, 2, 32.3), (36.9, 1, 35.9), (51.7, 1, 38.5))
+    assert _choose(merged, 3)[0].candidate_um == 6.9
+    # Large, sparse nuclei: few objects everywhere, but the candidate below also sees them larger.
+    big = _scores((2.5, 14, 2.3), (6.9, 1, 18.9), (9.6, 2, 19.1), (13.4, 2, 19.2), (18.8, 2, 19.3), (26.4, 1, 19.5))
+    assert _choose(big, 3)[0].candidate_um == 18.8
+
+
 def test_choose_falls_back_to_the_closest_ratio_then_to_nothing():
     chosen, consistent = _choose(_scores((4.9, 10, 3.6), (6.9, 12, 6.6), (9.6, 20, 6.5)), 3)
     assert chosen.candidate_um == 6.9 and not consistent
