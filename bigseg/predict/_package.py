@@ -37,7 +37,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "bcd_unet_synth_v1"
+DEFAULT_MODEL = "bcd_unet_synth_v2"
 _SHIPPED = Path(__file__).resolve().parent.parent / "models"
 
 

@@ -131,7 +131,7 @@ def test_corrupt_weights(tmp_path: Path) -> None:
 
 def test_shipped_models_have_valid_cards() -> None:
     names = available_models()
-    assert "bcd_unet_synth_v1" in names
+    assert "bcd_unet_synth_v2" in names
     for name in names:
         loaded = load_model_package(name)
         assert loaded.card.name == name
