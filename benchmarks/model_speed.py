@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from bigseg.predict._model import ModelPredictor, default_model_spec
+from bigseg.predict import ModelPredictor, default_model_spec
 
 
 def _block(shape: tuple[int, int, int]) -> np.ndarray:

@@ -5,10 +5,22 @@ network from a model package (weights + JSON card), the shipped default
 model first among them.
 """
 
-from bigseg.predict._card import DecodingDefaults, ModelCard
+from bigseg.predict._card import DecodingDefaults, ModelCard, Provenance, TargetSpec
 from bigseg.predict._classical import ClassicalPredictor, ClassicalSpec
-from bigseg.predict._model import ModelPredictor, ModelSpec, default_model_spec
-from bigseg.predict._networks import ARCHITECTURES, HEADS, build_network
+from bigseg.predict._model import (
+    ModelPredictor,
+    ModelSpec,
+    default_model_spec,
+    semantic_to_bcd,
+)
+from bigseg.predict._networks import (
+    ARCHITECTURES,
+    HEADS,
+    activate,
+    build_network,
+    full_kwargs,
+    patch_divisor,
+)
 from bigseg.predict._normalize import Normalization, estimate_normalization
 from bigseg.predict._package import (
     DEFAULT_MODEL,
@@ -18,9 +30,17 @@ from bigseg.predict._package import (
     resolve_model,
     save_model_package,
 )
-from bigseg.predict._protocol import CONTOUR, DISTANCE, FOREGROUND, MAP_CHANNELS, Predictor, PredictorSpec
+from bigseg.predict._protocol import (
+    CONTOUR,
+    DISTANCE,
+    FOREGROUND,
+    MAP_CHANNELS,
+    Predictor,
+    PredictorSpec,
+)
 from bigseg.predict._registry import get_predictor
 from bigseg.predict._scale import ScaleMap
+from bigseg.predict._sliding import sliding_window
 
 __all__ = [
     "ARCHITECTURES",
@@ -40,13 +60,20 @@ __all__ = [
     "Normalization",
     "Predictor",
     "PredictorSpec",
+    "Provenance",
     "ScaleMap",
+    "TargetSpec",
+    "activate",
     "available_models",
     "build_network",
     "default_model_spec",
     "estimate_normalization",
+    "full_kwargs",
     "get_predictor",
     "load_model_package",
+    "patch_divisor",
     "resolve_model",
     "save_model_package",
+    "semantic_to_bcd",
+    "sliding_window",
 ]

@@ -24,7 +24,7 @@ from bigseg.predict._package import DEFAULT_MODEL, load_model_package
 from bigseg.predict._scale import ScaleMap
 from bigseg.predict._sliding import sliding_window
 
-__all__ = ["ModelPredictor", "ModelSpec", "default_model_spec"]
+__all__ = ["ModelPredictor", "ModelSpec", "default_model_spec", "semantic_to_bcd"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,14 +226,14 @@ class ModelPredictor:
         small = self.scale.to_model(np.asarray(image, dtype=np.float32), offset)
         maps = self.predict_model_grid(small)
         if self.card.head == "semantic":
-            maps = _semantic_to_bcd(maps[0], self.card.targets.distance_alpha)
+            maps = semantic_to_bcd(maps[0], self.card.targets.distance_alpha)
         out = self.scale.to_data(maps, offset, image.shape)
         np.clip(out[:2], 0.0, 1.0, out=out[:2])
         np.clip(out[2], -1.0, 1.0, out=out[2])
         return out
 
 
-def _semantic_to_bcd(fg: np.ndarray, alpha: float) -> np.ndarray:
+def semantic_to_bcd(fg: np.ndarray, alpha: float) -> np.ndarray:
     """BCD maps from a foreground probability: contour = 4p(1-p), distance from the mask's EDT."""
     import edt
 

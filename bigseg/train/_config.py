@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bigseg.errors import InputError
-from bigseg.predict._networks import ARCHITECTURES, HEADS, patch_divisor
+from bigseg.predict import ARCHITECTURES, HEADS, patch_divisor
 from bigseg.train._losses import LOSSES
 
 __all__ = ["LabelledPair", "TrainConfig"]

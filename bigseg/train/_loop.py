@@ -27,10 +27,19 @@ import numpy as np
 import torch
 
 from bigseg.errors import InputError
-from bigseg.predict._card import DecodingDefaults, ModelCard, Provenance, TargetSpec
-from bigseg.predict._networks import activate, build_network, full_kwargs
-from bigseg.predict._package import save_model_package
-from bigseg.predict._sliding import sliding_window
+from bigseg.predict import (
+    DecodingDefaults,
+    ModelCard,
+    Provenance,
+    TargetSpec,
+    activate,
+    build_network,
+    full_kwargs,
+    load_model_package,
+    save_model_package,
+    semantic_to_bcd,
+    sliding_window,
+)
 from bigseg.train._augment import Augmenter
 from bigseg.train._config import TrainConfig
 from bigseg.train._curves import append_rows, plot_curves, truncate_rows
@@ -119,9 +128,7 @@ def _validate(net: torch.nn.Module, cfg: TrainConfig, val_set: list[tuple[np.nda
             image, lambda x: activate(net(x), cfg.head), patch_size=cfg.infer_patch_size, batch_size=2
         )
         if cfg.head == "semantic":
-            from bigseg.predict._model import _semantic_to_bcd
-
-            maps = _semantic_to_bcd(maps[0], DISTANCE_ALPHA)
+            maps = semantic_to_bcd(maps[0], DISTANCE_ALPHA)
         # Nuclei cut by the volume's faces are fragments in the truth: leave them out of the score.
         scores.append(score(decode_bcd(maps, DecodeThresholds()), labels, ignore_border=True))
     net.train()
@@ -153,8 +160,6 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
     if cfg.pairs:
         data = (data + "; " if data else "") + ", ".join(p.image for p in cfg.pairs)
     if cfg.init:
-        from bigseg.predict._package import load_model_package
-
         base = load_model_package(cfg.init).card.name  # "default" names a different model in each release
         data += f"; fine-tuned from {cfg.init}" + (f" ({base})" if base != cfg.init else "")
     return ModelCard(
@@ -279,8 +284,6 @@ def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path) -> ModelCar
 
 def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
     """Start from the weights of the package ``cfg.init`` (fine-tuning)."""
-    from bigseg.predict._package import load_model_package
-
     loaded = load_model_package(cfg.init)  # type: ignore[arg-type]
     card = loaded.card
     ours = (cfg.architecture, full_kwargs(cfg.architecture, cfg.architecture_kwargs), cfg.head)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bigseg.predict._scale import ScaleMap
+from bigseg.predict import ScaleMap
 
 __all__ = ["PRESET_NAMES", "preset_volume"]
 

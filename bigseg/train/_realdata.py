@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bigseg.errors import InputError, VolumeNotFoundError
-from bigseg.predict._model import ModelPredictor
+from bigseg.predict import ModelPredictor
 from bigseg.train._validate import DecodeThresholds, decode_bcd, score
 
 __all__ = ["evaluate_folder", "read_folder"]

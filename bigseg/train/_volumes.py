@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bigseg.errors import InputError, VolumeNotFoundError
-from bigseg.predict._normalize import Normalization, estimate_normalization
-from bigseg.predict._scale import ScaleMap
+from bigseg.predict import Normalization, ScaleMap, estimate_normalization
 from bigseg.train._config import LabelledPair
 
 if TYPE_CHECKING:

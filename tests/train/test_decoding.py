@@ -73,8 +73,7 @@ def test_train_writes_the_chosen_thresholds_into_the_card(
 @pytest.mark.slow
 def test_the_shipped_cards_thresholds_are_what_the_selection_chooses() -> None:
     """docs/models.md: the default model's decoding comes from choose_decoding on synthetic volumes only."""
-    from bigseg.predict import get_predictor
-    from bigseg.predict._model import default_model_spec
+    from bigseg.predict import default_model_spec, get_predictor
 
     choice = choose_decoding(lambda vs, d: get_predictor(default_model_spec(vs, d, device="cpu")))
     d = load_model_package("default").card.decoding

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from bigseg.errors import InputError
-from bigseg.predict._package import load_model_package
+from bigseg.predict import load_model_package
 from bigseg.train import LabelledPair, TrainConfig, random_nuclei, train
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bigseg.errors import InputError
-from bigseg.predict._networks import build_network
+from bigseg.predict import build_network
 from bigseg.train import (
     LOSSES,
     RandomNucleiConfig,

@@ -11,7 +11,7 @@ import tifffile
 import zarr
 
 from bigseg.errors import InputError, VolumeNotFoundError
-from bigseg.predict._scale import ScaleMap
+from bigseg.predict import ScaleMap
 from bigseg.train import LabelledPair, random_nuclei
 from bigseg.train._volumes import load_pair, resample_labels
 
