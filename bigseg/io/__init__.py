@@ -1,11 +1,22 @@
 """Reading 3D inputs (OME-Zarr, zarr, TIFF; local or fsspec URLs) and writing OME-Zarr outputs."""
 
 from bigseg.io._copy import copy_image_block
-from bigseg.io._ngff import parse_voxel_size
 from bigseg.io._create import create_image, create_labels, is_complete, open_writer
+from bigseg.io._ngff import parse_voxel_size
 from bigseg.io._open import open_volume
 from bigseg.io._pyramid import default_factors, downsample
-from bigseg.io._store import get_fs, is_local, join_url, normalize_url, open_group, path_exists, remove_tree
+from bigseg.io._store import (
+    forget_handles,
+    get_fs,
+    is_local,
+    join_url,
+    make_store,
+    normalize_url,
+    open_array,
+    open_group,
+    path_exists,
+    remove_tree,
+)
 from bigseg.io._volume import Volume
 from bigseg.io._writer import ImageWriter
 
@@ -17,11 +28,14 @@ __all__ = [
     "create_labels",
     "default_factors",
     "downsample",
+    "forget_handles",
     "get_fs",
     "is_complete",
     "is_local",
     "join_url",
+    "make_store",
     "normalize_url",
+    "open_array",
     "open_group",
     "open_volume",
     "open_writer",

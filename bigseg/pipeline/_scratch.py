@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from bigseg.io._store import forget_handles, join_url, make_store, open_array, remove_tree
+from bigseg.io import forget_handles, join_url, make_store, open_array, remove_tree
 from bigseg.tiling import Block, Grid, Roi
 
 __all__ = ["Scratch"]
