@@ -75,20 +75,24 @@ def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float
     return replace(defaults, **overrides)
 
 
-def _resolve_diameter(cfg: SegmentConfig, volume: Volume) -> tuple[SegmentConfig, DiameterEstimate | None]:
+def _resolve_diameter(
+    cfg: SegmentConfig, volume: Volume
+) -> tuple[SegmentConfig, DiameterEstimate | None, Normalization | None]:
     """The config with its diameter estimated from the image where it asks for that, once, in the driver.
 
     ``"auto"`` estimates; so does a model run given no diameter, which falls back to
     the model's training diameter (with a warning) when the image shows no nuclei.
     The classical predictor's ``auto`` asks the default model, which ships with bigseg.
+    Also returns the model's normalisation when it is the run's own (a model run), so
+    that it is estimated once.
     """
     explicit = cfg.diameter_um == "auto"
     if not explicit and not (cfg.diameter_um is None and cfg.predictor == "model"):
-        return cfg, None
+        return cfg, None, None
     model = (cfg.model or "default") if cfg.predictor == "model" else DEFAULT_MODEL
     card = load_model_package(model).card
-    # The model's own normalisation (computed again by _predictor: it reads one coarse level).
     norm = estimate_normalization(volume, percentiles=card.input.percentiles)
+    own = norm if cfg.predictor == "model" else None
     try:
         estimate = estimate_volume_diameter(volume, norm, model=model, device=cfg.device)
     except InputError as exc:
@@ -96,13 +100,17 @@ def _resolve_diameter(cfg: SegmentConfig, volume: Volume) -> tuple[SegmentConfig
             raise
         logger.warning("no nucleus diameter given and none could be estimated (%s); assuming the model's %.3g µm. "
                        "Pass --diameter UM", exc, card.diameter_um)
-        return cfg, None
+        return cfg, None, own
     logger.info("diameter %s: %.2f µm (model %s, %.1fs)", "'auto'" if explicit else "not given, estimated",
                 estimate.diameter_um, model, estimate.seconds)
-    return cfg.model_copy(update={"diameter_um": estimate.diameter_um}), estimate
+    return cfg.model_copy(update={"diameter_um": estimate.diameter_um}), estimate, own
 
 
-def _predictor(cfg: SegmentConfig, volume: Volume) -> tuple[PredictorSpec, Normalization, DecodeParams, float]:
+def _predictor(
+    cfg: SegmentConfig, volume: Volume, norm: Normalization | None = None
+) -> tuple[PredictorSpec, Normalization, DecodeParams, float]:
+    """The predictor spec, normalisation, decode defaults and diameter; ``norm`` is a model run's
+    normalisation when already estimated."""
     diameter_um = cfg.diameter_um if cfg.diameter_um != "auto" else None  # resolved by make_plan
     if cfg.predictor == "classical":
         norm = estimate_normalization(volume)
@@ -113,15 +121,15 @@ def _predictor(cfg: SegmentConfig, volume: Volume) -> tuple[PredictorSpec, Norma
         device=cfg.device, tta=cfg.tta,
     )
     card = load_model_package(spec.model).card
-    norm = estimate_normalization(volume, percentiles=card.input.percentiles)
+    norm = norm if norm is not None else estimate_normalization(volume, percentiles=card.input.percentiles)
     defaults = DecodeParams(**card.decoding.model_dump())
     return spec, norm, defaults, diameter_um or card.diameter_um
 
 
 def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
     """Choose the predictor, decode thresholds, halo and grid for ``volume``."""
-    cfg, estimate = _resolve_diameter(cfg, volume)
-    spec, norm, defaults, diameter = _predictor(cfg, volume)
+    cfg, estimate, model_norm = _resolve_diameter(cfg, volume)
+    spec, norm, defaults, diameter = _predictor(cfg, volume, model_norm)
     params = decode_params(cfg, defaults, diameter)
     halo: tuple[int, ...]
     if cfg.halo is not None:

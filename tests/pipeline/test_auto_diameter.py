@@ -33,9 +33,15 @@ def test_auto_diameter_is_estimated_used_and_recorded(confocal, tmp_path):
     assert evaluate(labels, truth, thresholds=(0.5,), ignore_border=True).at(0.5).f1 >= 0.9
 
 
-def test_a_model_run_without_a_diameter_estimates_it(confocal, tmp_path):
+def test_a_model_run_without_a_diameter_estimates_it(confocal, tmp_path, monkeypatch):
+    import bigseg.pipeline._plan as plan
+
     src, _, median = confocal
+    calls = []
+    real = plan.estimate_normalization
+    monkeypatch.setattr(plan, "estimate_normalization", lambda *a, **k: calls.append(1) or real(*a, **k))
     result = segment(str(src), str(tmp_path / "o.zarr"), scheduler="sync", block_shape=(48, 96, 96))
+    assert len(calls) == 1  # the estimate and the run share one normalisation
     run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
     assert run["config"]["diameter_um"] is None
     assert abs(run["diameter_um"] / median - 1) <= 0.25 and run["diameter_estimate"] is not None

@@ -149,8 +149,8 @@ def test_failed_block_is_reported_and_output_stays_incomplete(small, tmp_path, m
 
     real = plan._predictor
 
-    def fake(cfg, volume):
-        spec, norm, params, d = real(cfg, volume)
+    def fake(cfg, volume, norm=None):
+        spec, norm, params, d = real(cfg, volume, norm)
         return FailingSpec((14, 14, 14)), norm, params, d
 
     monkeypatch.setattr(plan, "_predictor", fake)
