@@ -40,14 +40,21 @@ def _meta_voxel_size(tif: Path) -> tuple[float, float, float] | None:
     return None
 
 
-def resample_labels(labels: np.ndarray, scale: ScaleMap) -> np.ndarray:
-    """Nearest-neighbour resampling of labels onto the model grid (global, origin 0)."""
+def _nearest_labels(labels: np.ndarray, scale: ScaleMap, start: tuple[int, ...], stop: tuple[int, ...],
+             offset: tuple[int, ...], extent: tuple[int, ...]) -> np.ndarray:
+    """Model voxels ``start .. stop - 1`` of ``labels`` (a box at data ``offset`` of a volume of
+    ``extent`` voxels), nearest neighbour: model voxel ``k`` takes data voxel ``round(k * step)``."""
     out = labels
-    _, n = scale.model_range((0, 0, 0), labels.shape)
-    for ax, st in enumerate(scale.step):
-        idx = np.clip(np.rint(np.arange(n[ax]) * st).astype(np.intp), 0, labels.shape[ax] - 1)
+    for ax, (a, b, st) in enumerate(zip(start, stop, scale.step)):
+        idx = np.clip(np.rint(np.arange(a, b) * st).astype(np.intp), 0, extent[ax] - 1) - offset[ax]
         out = np.take(out, idx, axis=ax)
     return out
+
+
+def resample_labels(labels: np.ndarray, scale: ScaleMap) -> np.ndarray:
+    """Nearest-neighbour resampling of labels onto the model grid (global, origin 0)."""
+    _, n = scale.model_range((0, 0, 0), labels.shape)
+    return _nearest_labels(labels, scale, (0, 0, 0), n, (0, 0, 0), labels.shape)
 
 
 @dataclass(frozen=True)
@@ -94,10 +101,8 @@ class LazyLabelledVolume:
         small = self.scale.to_model(self.normalization.apply(self.image.read(roi)), offset=roi.offset)
         k0, _ = self.scale.model_range(roi.offset, roi.shape)
         inner = tuple(slice(a - k, b - k) for a, b, k in zip(start, stop, k0))
-        labels = np.asarray(self.labels.read(roi))
-        for ax, (a, b, st) in enumerate(zip(start, stop, self.scale.step)):
-            idx = np.clip(np.rint(np.arange(a, b) * st).astype(np.intp), 0, self.image.shape[ax] - 1) - lo[ax]
-            labels = np.take(labels, idx, axis=ax)
+        labels = _nearest_labels(np.asarray(self.labels.read(roi)), self.scale, start, tuple(stop), roi.offset,
+                          self.image.shape)
         image = np.zeros(shape, np.float32)
         out_labels = np.zeros(shape, np.uint32)
         got = tuple(slice(0, b - a) for a, b in zip(start, stop))
