@@ -84,8 +84,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bigseg-real-") as tmp:
         for name, raw, labels, voxel, _ in volumes(args.data):
             diameter = args.diameter
+            truth = tifffile.imread(labels)
             if args.diameter_from_labels:
-                stats = truth_stats(tifffile.imread(labels), voxel, exclude_border=True)
+                stats = truth_stats(truth, voxel, exclude_border=True)
                 diameter = float(stats["median_diameter_um"])
             t0 = time.perf_counter()
             result = segment(
@@ -94,7 +95,6 @@ def main() -> None:
             )
             run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
             estimate = run.get("diameter_estimate")
-            truth = tifffile.imread(labels)
             region = edt.edt(truth == 0, anisotropy=voxel) <= args.region_um
             views = {"all": {}, "interior": {"ignore_border": True}, "region": {"mask": region}}
             pred = open_volume(result.labels_url).read_level(0)
