@@ -104,8 +104,6 @@ def segment_command(
     _report(bar, run)
 
 
-
-
 def decode_command(
     output: str = typer.Argument(..., help="An output of `bigseg segment --save-maps`."),
     name: str = typer.Option("nuclei", "--name", help="Label image to write under OUT/labels/."),
