@@ -11,7 +11,7 @@ Voxel sizes come from each volume's meta.json; nothing is tuned per volume. Prin
 `--diameter-from-labels` gives each volume the median equivalent-sphere diameter of its labelled
 nuclei not cut by the border: the size a user states when running bigseg on their own specimen.
 It reads the labels, so say so wherever its figures are quoted. `--diameter auto` estimates each
-volume's diameter from its image alone (`bigseg.decode.estimate_volume_diameter`), as a model run
+volume's diameter from its image alone (`bigseg.diameter.estimate_volume_diameter`), as a model run
 given no diameter does too; "d µm" is the diameter used and "est s" the seconds the estimate took
 (included in "s").
 

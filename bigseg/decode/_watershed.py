@@ -16,7 +16,7 @@ import numpy as np
 from skimage.segmentation import watershed
 
 from bigseg.errors import InputError
-from bigseg.predict import CONTOUR, DISTANCE, FOREGROUND
+from bigseg.maps import CONTOUR, DISTANCE, FOREGROUND
 
 __all__ = ["DecodeParams", "flood_block", "foreground_mask", "seed_mask", "watershed_block"]
 

@@ -2,6 +2,17 @@
 
 from bigseg.io._copy import copy_image_block
 from bigseg.io._create import create_image, create_labels, is_complete, open_writer
+from bigseg.io._levels import (
+    MAX_READ_VOXELS,
+    Levels,
+    array_levels,
+    coarse_view,
+    crop_box,
+    crop_centres,
+    pick_level,
+    read_box,
+    volume_levels,
+)
 from bigseg.io._ngff import parse_voxel_size
 from bigseg.io._open import open_volume
 from bigseg.io._pyramid import default_factors, downsample
@@ -21,11 +32,17 @@ from bigseg.io._volume import Volume
 from bigseg.io._writer import ImageWriter
 
 __all__ = [
+    "MAX_READ_VOXELS",
     "ImageWriter",
+    "Levels",
     "Volume",
+    "array_levels",
+    "coarse_view",
     "copy_image_block",
     "create_image",
     "create_labels",
+    "crop_box",
+    "crop_centres",
     "default_factors",
     "downsample",
     "forget_handles",
@@ -41,5 +58,8 @@ __all__ = [
     "open_writer",
     "parse_voxel_size",
     "path_exists",
+    "pick_level",
+    "read_box",
     "remove_tree",
+    "volume_levels",
 ]

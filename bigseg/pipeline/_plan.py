@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bigseg.config import SegmentConfig
-from bigseg.decode import DecodeParams, DiameterEstimate, estimate_volume_diameter
+from bigseg.decode import DecodeParams
+from bigseg.diameter import DiameterEstimate, estimate_volume_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
 from bigseg.predict import (

@@ -39,6 +39,7 @@ from bigseg.io import (
     open_writer,
     remove_tree,
 )
+from bigseg.maps import MAP_CHANNELS
 from bigseg.measure import BlockStats, combine_stats, object_table
 from bigseg.pipeline._executor import BlockRunner, open_client
 from bigseg.pipeline._plan import Plan, check_output_location, decode_overrides, make_plan
@@ -55,7 +56,6 @@ from bigseg.pipeline._tasks import (
     relabel_task,
     seed_pairs_task,
 )
-from bigseg.predict import MAP_CHANNELS
 from bigseg.stitch import Renumbering, number_objects
 from bigseg.decode import DecodeParams
 from bigseg.tiling import Grid, Halo

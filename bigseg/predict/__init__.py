@@ -30,26 +30,15 @@ from bigseg.predict._package import (
     resolve_model,
     save_model_package,
 )
-from bigseg.predict._protocol import (
-    CONTOUR,
-    DISTANCE,
-    FOREGROUND,
-    MAP_CHANNELS,
-    Predictor,
-    PredictorSpec,
-)
+from bigseg.predict._protocol import Predictor, PredictorSpec
 from bigseg.predict._registry import get_predictor
 from bigseg.predict._scale import ScaleMap
 from bigseg.predict._sliding import sliding_window
 
 __all__ = [
     "ARCHITECTURES",
-    "CONTOUR",
     "DEFAULT_MODEL",
-    "DISTANCE",
-    "FOREGROUND",
     "HEADS",
-    "MAP_CHANNELS",
     "ClassicalPredictor",
     "ClassicalSpec",
     "DecodingDefaults",

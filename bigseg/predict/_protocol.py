@@ -1,6 +1,7 @@
 """The interface between models and the rest of bigseg.
 
-A predictor turns one normalised image block into NucMM's "BCD" maps::
+A predictor turns one normalised image block into NucMM's "BCD" maps
+(channels in :mod:`bigseg.maps`)::
 
     image (Z, Y, X) float32, ~[0, 1]  ──predict──▶  maps (3, Z, Y, X) float32
                                                     maps[0] foreground probability  [0, 1]
@@ -20,10 +21,7 @@ from typing import Hashable, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["FOREGROUND", "CONTOUR", "DISTANCE", "MAP_CHANNELS", "Predictor", "PredictorSpec"]
-
-MAP_CHANNELS = ("foreground", "contour", "distance")
-FOREGROUND, CONTOUR, DISTANCE = 0, 1, 2
+__all__ = ["Predictor", "PredictorSpec"]
 
 
 @runtime_checkable

@@ -26,32 +26,22 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from bigseg.decode._watershed import DecodeParams, watershed_block
+from bigseg.decode import DecodeParams, watershed_block
 from bigseg.errors import InputError
-from bigseg.io import parse_voxel_size
+from bigseg.io import Levels, Volume, array_levels, crop_box, crop_centres, parse_voxel_size, read_box, volume_levels
 from bigseg.predict import LoadedModel, ModelPredictor, ModelSpec, Normalization, load_model_package
-
-if TYPE_CHECKING:
-    from bigseg.io import Volume
 
 __all__ = ["CandidateScore", "DiameterEstimate", "candidate_grid", "estimate_diameter", "estimate_volume_diameter"]
 
 logger = logging.getLogger(__name__)
 
 Size3 = tuple[float, float, float]
-Shape3 = tuple[int, int, int]
 Device = Literal["auto", "cpu", "cuda"]
 
-# The coarse view that places the crops comes from the finest level with at most this many
-# voxels; failing that, the coarsest level if it holds at most _MAX_READ_VOXELS.
-_COARSE_VOXELS = 2**22
-# One read from a stored volume holds at most this many voxels (float32: 128 MiB).
-_MAX_READ_VOXELS = 2**25
 # A candidate is tried only where a crop spans this many candidate diameters on every axis...
 _MIN_FOV = 2.0
 # ... and the candidate is this many voxels (the finest axis) across.
@@ -153,125 +143,6 @@ class DiameterEstimate:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Levels:
-    """Resolution levels of a normalised image, read by voxel box (float32)."""
-
-    shapes: tuple[Shape3, ...]
-    voxel_sizes: tuple[Size3, ...]
-    read: Callable[[int, tuple[slice, ...]], np.ndarray]
-    in_memory: bool = False
-
-    @property
-    def extent_um(self) -> Size3:
-        return tuple(s * v for s, v in zip(self.shapes[0], self.voxel_sizes[0]))  # type: ignore[return-value]
-
-
-def _array_levels(image: np.ndarray, voxel_size: Size3) -> _Levels:
-    def read(_: int, sl: tuple[slice, ...]) -> np.ndarray:
-        return np.asarray(image[sl], dtype=np.float32)
-
-    return _Levels((image.shape,), (voxel_size,), read, in_memory=True)  # type: ignore[arg-type]
-
-
-def _volume_levels(volume: Volume, normalization: Normalization) -> _Levels:
-    from bigseg.tiling import Roi
-
-    first = volume.level
-
-    def read(level: int, sl: tuple[slice, ...]) -> np.ndarray:
-        roi = Roi(tuple(s.start for s in sl), tuple(s.stop - s.start for s in sl))
-        return normalization.apply(volume.read_level(first + level, roi))
-
-    return _Levels(volume.level_shapes[first:], volume.level_voxel_sizes[first:], read)
-
-
-def _reduce(block: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Block mean by integer ``factors`` per axis (the remainder at the far end is dropped)."""
-    if all(f == 1 for f in factors):
-        return block
-    n = [max(s // f, 1) for s, f in zip(block.shape, factors)]
-    f = [min(f, s) for s, f in zip(block.shape, factors)]
-    trimmed = block[tuple(slice(0, a * b) for a, b in zip(n, f))]
-    return trimmed.reshape(n[0], f[0], n[1], f[1], n[2], f[2]).mean(axis=(1, 3, 5), dtype=np.float32)
-
-
-def _slices(lo_um: Size3, hi_um: Size3, voxel: Size3, shape: Shape3) -> tuple[slice, ...]:
-    out = []
-    for lo, hi, v, s in zip(lo_um, hi_um, voxel, shape):
-        a = min(max(int(math.floor(lo / v + 1e-6)), 0), s - 1)
-        b = min(max(int(math.ceil(hi / v - 1e-6)), a + 1), s)
-        out.append(slice(a, b))
-    return tuple(out)
-
-
-def _coarse_view(levels: _Levels) -> tuple[np.ndarray, Size3, Size3]:
-    """A low-resolution view: (array, voxel size µm, offset µm of its first voxel).
-
-    The finest level with at most ``_COARSE_VOXELS`` voxels, else the coarsest
-    level read whole where it is in memory or small enough, else the central
-    box of the coarsest level (an image without a pyramid is sampled there only).
-    """
-    sizes = [math.prod(s) for s in levels.shapes]
-    small = [i for i, n in enumerate(sizes) if n <= _COARSE_VOXELS]
-    level = small[0] if small else len(sizes) - 1
-    shape, voxel = levels.shapes[level], levels.voxel_sizes[level]
-    if small or levels.in_memory or sizes[level] <= _MAX_READ_VOXELS:
-        sl = tuple(slice(0, s) for s in shape)
-    else:
-        side = int(_MAX_READ_VOXELS ** (1 / 3))
-        sl = tuple(slice(max((s - side) // 2, 0), max((s - side) // 2, 0) + min(s, side)) for s in shape)
-    view = levels.read(level, sl)
-    factors = tuple(max(1, -(-n // 128)) for n in view.shape)
-    offset = tuple(s.start * v for s, v in zip(sl, voxel))
-    return _reduce(view, factors), tuple(v * f for v, f in zip(voxel, factors)), offset  # type: ignore[return-value]
-
-
-def _crop_centres(levels: _Levels, n: int) -> list[Size3]:
-    """Centres (µm) of the ``n`` brightest regions of a smoothed coarse view, far apart."""
-    view, voxel, offset = _coarse_view(levels)
-    extent = max(levels.extent_um)
-    smooth = ndi.gaussian_filter(view.astype(np.float64), [extent / 16 / v for v in voxel], mode="nearest")
-    grids = np.meshgrid(*[(np.arange(s) + 0.5) * v + o for s, v, o in zip(view.shape, voxel, offset)], indexing="ij")
-    centres: list[Size3] = []
-    for _ in range(n):
-        idx = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-        if not np.isfinite(smooth[idx]):
-            break
-        c = tuple(float(g[idx]) for g in grids)
-        centres.append(c)  # type: ignore[arg-type]
-        far = sum((g - ci) ** 2 for g, ci in zip(grids, c)) > (extent / 4) ** 2
-        smooth = np.where(far, smooth, -np.inf)
-    return centres
-
-
-def _pick_level(levels: _Levels, res_um: Size3) -> int:
-    """Coarsest level no coarser than about the model voxel (or level 0 where that is coarser)."""
-    base = levels.voxel_sizes[0]
-    best = 0
-    for i, v in enumerate(levels.voxel_sizes):
-        if all(vi <= 1.5 * max(r, b) for vi, r, b in zip(v, res_um, base)):
-            best = i
-    return best
-
-
-def _read_box(levels: _Levels, lo_um: Size3, hi_um: Size3, res_um: Size3) -> tuple[np.ndarray, Size3]:
-    """The box ``[lo_um, hi_um)`` at about ``res_um`` µm per voxel (float32, normalised).
-
-    A read holds at most ``_MAX_READ_VOXELS`` voxels: a larger box keeps its centre and shrinks.
-    """
-    level = _pick_level(levels, res_um)
-    voxel, shape = levels.voxel_sizes[level], levels.shapes[level]
-    sl = _slices(lo_um, hi_um, voxel, shape)
-    keep = min(1.0, (_MAX_READ_VOXELS / math.prod(s.stop - s.start for s in sl)) ** (1 / 3))
-    if keep < 1:
-        widths = [max(int((s.stop - s.start) * keep), 1) for s in sl]
-        sl = tuple(slice((s.start + s.stop - w) // 2, (s.start + s.stop - w) // 2 + w) for s, w in zip(sl, widths))
-    factors = tuple(max(1, round(r / v)) for r, v in zip(res_um, voxel))
-    block = _reduce(levels.read(level, sl), factors)
-    return block, tuple(v * f for v, f in zip(voxel, factors))  # type: ignore[return-value]
-
-
 def _interior_diameters(labels: np.ndarray, voxel: Size3) -> np.ndarray:
     """Equivalent-sphere diameters (µm) of the objects that touch no face of ``labels``."""
     sizes = np.bincount(labels.ravel()).astype(np.float64)
@@ -282,19 +153,12 @@ def _interior_diameters(labels: np.ndarray, voxel: Size3) -> np.ndarray:
     return (6.0 / math.pi * sizes * math.prod(voxel)) ** (1 / 3)
 
 
-def _crop_box(centre: Size3, side: Size3, extent: Size3) -> tuple[Size3, Size3]:
-    """The box of ``side`` µm centred on ``centre``, shifted (and clipped) into the image."""
-    lo = tuple(min(max(c - s / 2, 0.0), max(e - s, 0.0)) for c, s, e in zip(centre, side, extent))
-    hi = tuple(min(a + s, e) for a, s, e in zip(lo, side, extent))
-    return lo, hi  # type: ignore[return-value]
-
-
 @dataclass(frozen=True)
 class _Trial:
     """Everything one candidate run needs besides the candidate."""
 
     loaded: LoadedModel
-    levels: _Levels
+    levels: Levels
     centres: list[Size3]
     crop_size: int
     params: DecodeParams
@@ -311,8 +175,8 @@ class _Trial:
             return None
         predictors: dict[Size3, ModelPredictor] = {}
         found = []
-        for lo, hi in dict.fromkeys(_crop_box(c, side, extent) for c in self.centres):
-            block, voxel = _read_box(self.levels, lo, hi, res)
+        for lo, hi in dict.fromkeys(crop_box(c, side, extent) for c in self.centres):
+            block, voxel = read_box(self.levels, lo, hi, res)
             if voxel not in predictors:
                 spec = ModelSpec(model=str(self.loaded.source), voxel_size=voxel, diameter_um=diameter, device=self.device)
                 predictors[voxel] = ModelPredictor(self.loaded.network, card, spec=spec, source=self.loaded.source)
@@ -370,13 +234,13 @@ def _check_options(candidates: Sequence[float] | None, crop_size: int, n_crops: 
 
 
 def _estimate(
-    levels: _Levels, model: str, grid: tuple[float, ...], *, crop_size: int, n_crops: int, min_objects: int,
+    levels: Levels, model: str, grid: tuple[float, ...], *, crop_size: int, n_crops: int, min_objects: int,
     refine: bool, device: Device,
 ) -> DiameterEstimate:
     t0 = time.perf_counter()
     loaded = load_model_package(model)
     params = DecodeParams(**loaded.card.decoding.model_dump())
-    trial = _Trial(loaded, levels, _crop_centres(levels, int(n_crops)), int(crop_size), params, device)
+    trial = _Trial(loaded, levels, crop_centres(levels, int(n_crops)), int(crop_size), params, device)
     scores = [CandidateScore.of(c, d) for c in grid if (d := trial.diameters(c)) is not None]
     extent = tuple(round(e, 1) for e in levels.extent_um)
     if not scores:
@@ -453,7 +317,7 @@ def estimate_diameter(
     if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
         raise InputError("`image` must hold finite numbers (normalise it first; replace NaN with the background)")
     grid = _check_options(candidates, crop_size, n_crops, min_objects)
-    levels = _array_levels(image, parse_voxel_size(voxel_size))
+    levels = array_levels(image, parse_voxel_size(voxel_size))
     return _estimate(levels, model, grid, crop_size=crop_size, n_crops=n_crops, min_objects=min_objects,
                      refine=refine, device=device)
 
@@ -474,11 +338,11 @@ def estimate_volume_diameter(
 
     The crops' centres come from a coarse pyramid level; each candidate reads
     its crops from the coarsest level still finer than its model voxel (at most
-    ``_MAX_READ_VOXELS`` voxels a read), normalised by ``normalization``. The
+    ``bigseg.io.MAX_READ_VOXELS`` voxels a read), normalised by ``normalization``. The
     volume is never read whole (unless it is small), so this works for a
     whole-organ volume with a pyramid; a large volume without one is sampled
     around its centre only.
     """
     grid = _check_options(candidates, crop_size, n_crops, min_objects)
-    return _estimate(_volume_levels(volume, normalization), model, grid, crop_size=crop_size, n_crops=n_crops,
+    return _estimate(volume_levels(volume, normalization.apply), model, grid, crop_size=crop_size, n_crops=n_crops,
                      min_objects=min_objects, refine=refine, device=device)

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from bigseg.decode import CandidateScore, DiameterEstimate, candidate_grid, estimate_diameter, estimate_volume_diameter
-from bigseg.decode._diameter import _array_levels, _choose, _crop_box, _pick_level, _read_box, _reduce
+from bigseg.diameter import CandidateScore, DiameterEstimate, candidate_grid, estimate_diameter, estimate_volume_diameter
+from bigseg.diameter._estimate import _choose
 from bigseg.errors import InputError
 from bigseg.io import open_volume
 from bigseg.predict import estimate_normalization
@@ -74,27 +74,6 @@ def test_choose_falls_back_to_the_closest_ratio_then_to_nothing():
     chosen, consistent = _choose(_scores((4.9, 10, 3.6), (6.9, 12, 6.6), (9.6, 20, 6.5)), 3)
     assert chosen.candidate_um == 6.9 and not consistent
     assert _choose(_scores((4.9, 2, 3.6), (6.9, 0, math.nan)), 3) is None
-
-
-def test_helpers_bound_the_reads():
-    levels = _array_levels(np.arange(8 * 8 * 8, dtype=np.float32).reshape(8, 8, 8), (2.0, 0.5, 0.5))
-    # A 2 µm model voxel: z stays at 2 µm, y and x are averaged by 4.
-    block, voxel = _read_box(levels, (0.0, 0.0, 0.0), (16.0, 4.0, 4.0), (2.0, 2.0, 2.0))
-    assert block.shape == (8, 2, 2) and voxel == (2.0, 2.0, 2.0)
-    assert block[0, 0, 0] == pytest.approx(np.arange(512).reshape(8, 8, 8)[0, :4, :4].mean())
-    assert _reduce(np.ones((5, 4, 3), np.float32), (2, 2, 2)).shape == (2, 2, 1)
-    # Crops shift into the image, and shrink to it where it is smaller.
-    assert _crop_box((1.0, 50.0, 99.0), (10.0, 10.0, 10.0), (8.0, 100.0, 100.0)) == ((0.0, 45.0, 90.0), (8.0, 55.0, 100.0))
-
-
-def test_pick_level_is_the_coarsest_not_coarser_than_the_model_voxel():
-    from bigseg.decode._diameter import _Levels
-
-    levels = _Levels(((64, 512, 512), (64, 256, 256), (32, 128, 128)),
-                     ((2.0, 0.25, 0.25), (2.0, 0.5, 0.5), (4.0, 1.0, 1.0)), lambda *_: np.zeros(1))
-    assert _pick_level(levels, (0.3, 0.3, 0.3)) == 0
-    assert _pick_level(levels, (0.6, 0.6, 0.6)) == 1  # z is coarser than the model voxel already
-    assert _pick_level(levels, (3.0, 3.0, 3.0)) == 2
 
 
 @pytest.mark.parametrize("d", [6.0, 20.0])
