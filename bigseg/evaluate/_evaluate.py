@@ -2,8 +2,9 @@
 
 The volume is cut into a :class:`~bigseg.tiling.Grid` (halo 0); each block's
 :class:`Contingency` is computed from the block alone and the tables are
-summed, so no whole volume is ever loaded. With a ``distributed.Client`` the
-blocks run as futures and the tables are summed in a tree of small tasks.
+summed in the driver as they arrive, so no whole volume is ever loaded. The
+blocks run through :class:`bigseg.pipeline.BlockRunner`: in this process, or
+as futures on a ``distributed.Client``, at most a window of them at a time.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import numpy as np
 from bigseg.errors import InputError
 from bigseg.evaluate._contingency import Contingency, check_labels, contingency_block
 from bigseg.evaluate._result import DEFAULT_THRESHOLDS, EvaluationResult, parse_thresholds, score
-from bigseg.tiling import Grid, Halo, Roi, parse_shape
+from bigseg.pipeline import BlockRunner
+from bigseg.tiling import Block, Grid, Halo, Roi, parse_shape
 
 __all__ = ["evaluate"]
 
 logger = logging.getLogger(__name__)
 
-_COMBINE_EVERY = 64  # serial path: sum tables in batches to bound memory
-_FAN_IN = 16  # distributed path: tables summed per reduction task
+_COMBINE_EVERY = 64  # the driver sums tables in batches of this many, to bound its memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +115,9 @@ def _check_voxel_sizes(sources: list[_Source]) -> None:
             )
 
 
-def _block_table(pred: Any, gt: Any, mask: Any, roi: Roi, volume_shape: tuple[int, ...]) -> Contingency:
+def _block_table(volume_shape: tuple[int, ...], block: Block, pred: Any, gt: Any, mask: Any) -> Contingency:
     """Table of one block; each input is the block's ndarray or a :class:`_Source`."""
+    roi = block.write_roi
     p = pred.read(roi) if isinstance(pred, _Source) else pred
     g = gt.read(roi) if isinstance(gt, _Source) else gt
     m = mask.read(roi) if isinstance(mask, _Source) else mask
@@ -124,34 +126,21 @@ def _block_table(pred: Any, gt: Any, mask: Any, roi: Roi, volume_shape: tuple[in
     return contingency_block(p, g, m, roi=roi, volume_shape=volume_shape)
 
 
-def _accumulate_serial(grid: Grid, pred: _Source, gt: _Source, mask: _Source | None) -> Contingency:
+def _accumulate(runner: BlockRunner, grid: Grid, pred: _Source, gt: _Source, mask: _Source | None) -> Contingency:
+    """Sum the blocks' tables as they arrive, ``_COMBINE_EVERY`` at a time (bounded driver memory)."""
+    def inputs(block: Block) -> tuple[Any, Any, Any]:
+        roi = block.write_roi
+        return pred.for_task(roi), gt.for_task(roi), None if mask is None else mask.for_task(roi)
+
+    runner.set_context(grid.volume_shape)
     total = Contingency.empty()
     pending: list[Contingency] = []
-    for block in grid.blocks():
-        pending.append(_block_table(pred, gt, mask, block.write_roi, grid.volume_shape))
+    for done, (_, table) in enumerate(runner.imap("evaluate", _block_table, list(grid.blocks()), inputs), 1):
+        pending.append(table)
         if len(pending) >= _COMBINE_EVERY:
-            total = Contingency.combine([total, *pending])
-            pending = []
-            logger.info("evaluated %d of %d blocks", block.linear + 1, grid.n_blocks)
+            total, pending = Contingency.combine([total, *pending]), []
+            logger.info("evaluated %d of %d blocks", done, grid.n_blocks)
     return Contingency.combine([total, *pending])
-
-
-def _accumulate_distributed(
-    client: Any, grid: Grid, pred: _Source, gt: _Source, mask: _Source | None
-) -> Contingency:
-    futures = []
-    for block in grid.blocks():
-        roi = block.write_roi
-        futures.append(client.submit(
-            _block_table, pred.for_task(roi), gt.for_task(roi), None if mask is None else mask.for_task(roi),
-            roi, grid.volume_shape, pure=False,
-        ))
-    while len(futures) > 1:
-        futures = [
-            client.submit(Contingency.combine, futures[i:i + _FAN_IN], pure=False)
-            for i in range(0, len(futures), _FAN_IN)
-        ]
-    return futures[0].result()
 
 
 def evaluate(
@@ -184,7 +173,7 @@ def evaluate(
     block_shape : int or (Z, Y, X) ints
         Voxels read per block (one int for every axis).
     client : distributed.Client, optional
-        Run blocks as futures on this client; serially without one.
+        Run blocks as futures on this client (a bounded window of them); serially without one.
     voxel_size : (z, y, x) floats, optional
         µm. Skips the comparison of the inputs' voxel-size metadata (and is
         passed to ``open_volume`` for paths): use it when the metadata is
@@ -207,10 +196,7 @@ def evaluate(
     ndim = len(g.shape)
     grid = Grid(g.shape, parse_shape(block_shape, name="block_shape", ndim=ndim), Halo.of(0, ndim))
     logger.info("evaluating %s in %d blocks of %s", g.shape, grid.n_blocks, grid.block_shape)
-    if client is None:
-        table = _accumulate_serial(grid, p, g, m)
-    else:
-        table = _accumulate_distributed(client, grid, p, g, m)
+    table = _accumulate(BlockRunner.on(client), grid, p, g, m)
     vs = tuple(voxel_size) if voxel_size is not None else g.voxel_size or p.voxel_size
     return score(table, thresholds=thresholds, ignore_border=ignore_border, shape=g.shape,
                  voxel_size=vs, masked=m is not None)

@@ -1,4 +1,4 @@
-"""Running one task per block, in a bounded window.
+"""Running one task per block, in a bounded window: the only module that submits to Dask.
 
 Not ``map_overlap``: its graph grows with the volume and explodes for whole
 brains. Here the driver keeps at most ``window`` futures in flight and
@@ -9,11 +9,12 @@ A failed block stops the stage with :class:`BlockFailedError` naming it.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from bigseg.errors import BigsegError, BlockFailedError
+from bigseg.errors import BigsegError, BlockFailedError, InputError
 
 __all__ = ["BlockRunner", "open_client"]
 
@@ -32,16 +33,30 @@ def _describe(item: Any) -> str:
 
 @dataclass
 class BlockRunner:
-    """Runs ``fn(context, item, *args)`` for every item, in order of completion.
+    """Runs ``fn(context, item, *args(item))`` for every item, at most ``window`` at a time.
 
-    ``client`` None runs in this process (no Dask), for tests and debugging.
+    The one place that submits work to Dask (``pipeline``, ``synth`` and
+    ``evaluate`` all run their blocks here). ``client`` None runs in this
+    process: serially, or on ``threads`` threads (no Dask either way).
+    Build it with :meth:`on` for the default window.
     """
 
     client: Any = None
     window: int = 8
     progress: Progress | None = None
+    threads: int = 1
     _context_future: Any = field(default=None, init=False, repr=False)
     _context: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.threads < 1:
+            raise InputError(f"BlockRunner needs window >= 1 and threads >= 1, got {self.window} and {self.threads}")
+
+    @classmethod
+    def on(cls, client: Any, *, window: int | None = None, progress: Progress | None = None, threads: int = 1) -> BlockRunner:
+        """A runner on ``client`` (or ``threads`` local threads) with ``window`` default 2 per thread (at least 2)."""
+        n = sum(client.nthreads().values()) if client is not None else threads
+        return cls(client, window=window or max(2, 2 * n), progress=progress, threads=threads)
 
     def set_context(self, context: Any) -> None:
         """Send ``context`` (small, shared by every task) to the workers once."""
@@ -59,42 +74,82 @@ class BlockRunner:
         resources: dict[str, float] | None = None,
     ) -> list[Any]:
         """Run ``fn`` over ``items``; results come back in the order of ``items``."""
+        results: list[Any] = [None] * len(items)
+        for i, result in self.imap(stage, fn, items, args, resources=resources):
+            results[i] = result
+        return results
+
+    def imap(
+        self,
+        stage: str,
+        fn: Callable[..., Any],
+        items: Sequence[Any],
+        args: Callable[[Any], tuple[Any, ...]] | None = None,
+        *,
+        resources: dict[str, float] | None = None,
+    ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, result)`` as items finish, so a caller can fold results in bounded memory.
+
+        ``args(item)`` is called only when the item is submitted: at most
+        ``window`` items' arguments exist at once.
+        """
         n = len(items)
-        results: list[Any] = [None] * n
         extra = args or (lambda item: ())
         if self.progress:
             self.progress(stage, 0, n)
-        if self.client is None:
-            for i, item in enumerate(items):
-                results[i] = self._call_local(stage, fn, item, extra(item))
-                if self.progress:
-                    self.progress(stage, i + 1, n)
-            return results
-        return self._run_dask(stage, fn, items, extra, resources, results)
+        if self.client is not None:
+            source = self._imap_dask(stage, fn, items, extra, resources)
+        elif self.threads > 1:
+            source = self._imap_threads(stage, fn, items, extra)
+        else:
+            source = ((i, self._call_local(stage, fn, item, extra(item))) for i, item in enumerate(items))
+        for done, (i, result) in enumerate(source, 1):
+            if self.progress:
+                self.progress(stage, done, n)
+            yield i, result
 
     def _call_local(self, stage: str, fn: Callable[..., Any], item: Any, extra: tuple[Any, ...]) -> Any:
         try:
             return fn(self._context, item, *extra)
-        except BigsegError as exc:
-            if isinstance(exc, BlockFailedError):
-                raise
-            raise type(exc)(f"{stage}: {_describe(item)}: {exc}") from exc
+        except BlockFailedError:
+            raise
         except Exception as exc:
-            raise BlockFailedError(f"{stage} failed on {_describe(item)}: {type(exc).__name__}: {exc}") from exc
+            raise _failure(stage, item, exc) from exc
 
-    def _run_dask(
+    def _imap_threads(
+        self, stage: str, fn: Callable[..., Any], items: Sequence[Any], extra: Callable[[Any], tuple[Any, ...]]
+    ) -> Iterator[tuple[int, Any]]:
+        pending = iter(range(len(items)))
+        with ThreadPoolExecutor(self.threads, thread_name_prefix=f"bigseg-{stage}") as pool:
+
+            def submit(i: int) -> Future[Any]:
+                return pool.submit(self._call_local, stage, fn, items[i], extra(items[i]))
+
+            running = {submit(i): i for _, i in zip(range(self.window), pending)}
+            try:
+                while running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        i = running.pop(fut)
+                        yield i, fut.result()
+                        nxt = next(pending, None)
+                        if nxt is not None:
+                            running[submit(nxt)] = nxt
+            finally:
+                for fut in running:
+                    fut.cancel()
+
+    def _imap_dask(
         self,
         stage: str,
         fn: Callable[..., Any],
         items: Sequence[Any],
         extra: Callable[[Any], tuple[Any, ...]],
         resources: dict[str, float] | None,
-        results: list[Any],
-    ) -> list[Any]:
+    ) -> Iterator[tuple[int, Any]]:
         from distributed import as_completed
 
-        n = len(items)
-        pending = iter(range(n))
+        pending = iter(range(len(items)))
         index_of: dict[str, int] = {}
 
         def submit(i: int) -> Any:
@@ -106,27 +161,29 @@ class BlockRunner:
             return fut
 
         ac = as_completed([submit(i) for _, i in zip(range(self.window), pending)], with_results=False)
-        done = 0
         for fut in ac:
             i = index_of.pop(fut.key)
             if fut.status != "finished":
                 for other in list(ac.futures):
                     other.cancel()
                 exc = fut.exception()
-                if isinstance(exc, BigsegError) and not isinstance(exc, BlockFailedError):
-                    raise type(exc)(f"{stage}: {_describe(items[i])}: {exc}") from exc
-                raise BlockFailedError(
-                    f"{stage} failed on {_describe(items[i])}: {type(exc).__name__}: {exc}"
-                ) from exc
-            results[i] = fut.result()
+                if isinstance(exc, BlockFailedError):
+                    raise exc
+                raise _failure(stage, items[i], exc) from exc
+            result = fut.result()
             fut.release()
-            done += 1
-            if self.progress:
-                self.progress(stage, done, n)
+            yield i, result
             nxt = next(pending, None)
             if nxt is not None:
                 ac.add(submit(nxt))
-        return results
+
+
+def _failure(stage: str, item: Any, exc: BaseException) -> BigsegError:
+    """The error a failed item raises: a BigsegError keeps its type, naming the stage and block;
+    anything else becomes :class:`BlockFailedError`."""
+    if isinstance(exc, BigsegError):
+        return type(exc)(f"{stage}: {_describe(item)}: {exc}")
+    return BlockFailedError(f"{stage} failed on {_describe(item)}: {type(exc).__name__}: {exc}")
 
 
 @contextmanager

@@ -168,8 +168,7 @@ class _runner:
             client = self._cm.__enter__()
         if self.on_cluster is not None:
             self.on_cluster(getattr(client, "dashboard_link", None))
-        threads = sum(client.nthreads().values()) if client is not None else 1
-        return BlockRunner(client, window=self.cfg.window or max(2, 2 * threads), progress=self.progress)
+        return BlockRunner.on(client, window=self.cfg.window, progress=self.progress)
 
     def __exit__(self, *exc: Any) -> None:
         if self._cm is not None:

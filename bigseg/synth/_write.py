@@ -1,7 +1,8 @@
 """Write a synthetic volume of any size to OME-Zarr, block by block on Dask.
 
-One task per block; the driver keeps at most ``window`` tasks in flight, so
-neither the graph nor memory grows with the volume. Each task rebuilds the
+One task per block, run by :class:`bigseg.pipeline.BlockRunner` (at most
+``window`` tasks in flight), so neither the graph nor memory grows with the
+volume. Each task rebuilds the
 nuclei it needs from the seed (no shared state), renders its block with
 :func:`synthesize_block` and writes image and labels::
 
@@ -15,12 +16,13 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from bigseg.errors import BigsegError, BlockFailedError, InputError
+from bigseg.errors import InputError
 from bigseg.io import ImageWriter, create_image, create_labels
+from bigseg.pipeline import BlockRunner
 from bigseg.synth._api import resolve_params
 from bigseg.synth._params import SynthParams
 from bigseg.synth._render import synthesize_block, validate_seed
@@ -86,7 +88,8 @@ def _write_block(job: _Job, roi: Roi) -> np.ndarray:
     return np.unique(labels[labels > 0])
 
 
-def _build_level(writer: ImageWriter, level: int, roi: Roi) -> None:
+def _build_level(_: _Job, item: tuple[ImageWriter, int, Roi]) -> None:
+    writer, level, roi = item
     writer.build_pyramid_block(level, roi, "nearest" if writer.is_labels else "mean")
 
 
@@ -124,9 +127,9 @@ def write_synthetic(
     chunk_shape : int or (3,) tuple of int, optional
         Storage chunk; must divide ``block_shape``. Default: ``block_shape``.
     client : distributed.Client, optional
-        Run the blocks on this cluster; default: threads in this process.
+        Run the blocks on this cluster; default: one thread per CPU in this process.
     window : int, optional
-        Blocks in flight at once (default: twice the available threads).
+        Blocks in flight at once (default: twice the available threads, at least 2).
     overwrite : bool
         Replace an existing output.
     n_levels : int
@@ -153,14 +156,14 @@ def write_synthetic(
     labels = create_labels(image, LABELS_NAME, dtype="uint32", overwrite=overwrite)
     grid = Grid(shp, block, Halo.of(0))
     rois = [b.write_roi for b in grid.blocks()]
-    job = _Job(params, shp, seed, image, labels)
-    run = _runner(client, window)
+    runner = BlockRunner.on(client, window=window, threads=1 if client is not None else os.cpu_count() or 1)
     logger.info("writing %s: shape %s in %d blocks of %s", image.url, shp, len(rois), block)
-    found = run("synthesize", _write_block, [(job, r) for r in rois])
+    runner.set_context(_Job(params, shp, seed, image, labels))
+    found = runner.run("synthesize", _write_block, rois)
     n_nuclei = int(np.unique(np.concatenate(found)).size) if found else 0
     for level in range(1, n_levels):
         items = [(w, level, r) for w in (image, labels) for r in w.pyramid_rois(level)]
-        run(f"pyramid level {level}", _build_level, items)
+        runner.run(f"pyramid level {level}", _build_level, items)
     name = params_name(preset)
     meta = {"synthetic": {"preset": name, "seed": seed, "n_nuclei": n_nuclei, "params": _jsonable(params)}}
     image.finalize(meta)
@@ -176,62 +179,3 @@ def params_name(preset: str | SynthParams) -> str:
 
 def _jsonable(params: SynthParams) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
-
-
-Runner = Callable[[str, Callable[..., Any], Sequence[tuple[Any, ...]]], list[Any]]
-
-
-def _runner(client: Any, window: int | None) -> Runner:
-    """A function running ``fn(*args)`` for each argument tuple, at most ``window`` at a time."""
-    if client is not None:
-        n = window or 2 * max(1, sum(client.nthreads().values()))
-        return lambda stage, fn, items: _run_client(client, n, stage, fn, items)
-    n = window or 2 * (os.cpu_count() or 1)
-    return lambda stage, fn, items: _run_threads(n, stage, fn, items)
-
-
-def _run_threads(window: int, stage: str, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]) -> list[Any]:
-    import dask
-
-    out: list[Any] = []
-    for start in range(0, len(items), window):
-        batch = items[start : start + window]
-        try:
-            out += dask.compute(*(dask.delayed(fn, pure=False)(*a) for a in batch), scheduler="threads")
-        except BigsegError:
-            raise
-        except Exception as exc:
-            raise BlockFailedError(f"{stage} failed in blocks {start}..{start + len(batch) - 1}: {exc}") from exc
-    return out
-
-
-def _run_client(
-    client: Any, window: int, stage: str, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]]
-) -> list[Any]:
-    from distributed import as_completed
-
-    results: list[Any] = [None] * len(items)
-    pending: Iterable[int] = iter(range(len(items)))
-    index_of: dict[str, int] = {}
-
-    def submit(i: int) -> Any:
-        fut = client.submit(fn, *items[i], pure=False, retries=1)
-        index_of[fut.key] = i
-        return fut
-
-    ac = as_completed([submit(i) for _, i in zip(range(window), pending)])
-    for fut in ac:
-        i = index_of.pop(fut.key)
-        if fut.status != "finished":
-            exc = fut.exception()
-            for other in list(ac.futures):
-                other.cancel()
-            if isinstance(exc, BigsegError):
-                raise exc
-            raise BlockFailedError(f"{stage} failed on item {i}: {type(exc).__name__}: {exc}") from exc
-        results[i] = fut.result()
-        fut.release()
-        nxt = next(pending, None)  # type: ignore[call-overload]
-        if nxt is not None:
-            ac.add(submit(nxt))
-    return results
