@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bigseg.errors import InputError
+from bigseg.maps import Device
+from bigseg.tiling import parse_voxel_size
 
 __all__ = ["SegmentConfig", "load_config"]
 
@@ -51,7 +53,7 @@ class SegmentConfig(BaseModel):
         ),
     )
     tta: bool = Field(False, description="Flip test-time augmentation.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     # decoding
     seed_foreground: float | None = Field(None, ge=0, le=1)
     seed_contour: float | None = Field(None, ge=0, le=1)
@@ -105,12 +107,10 @@ class SegmentConfig(BaseModel):
             raise ValueError("must be a diameter in µm > 0 or 'auto' (CLI: --diameter 8 or --diameter auto)")
         return d
 
-    @field_validator("voxel_size")
+    @field_validator("voxel_size", mode="before")
     @classmethod
-    def _voxel(cls, v: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
-        if v is not None and any(not (x > 0) for x in v):
-            raise ValueError(f"voxel_size must be 3 positive numbers (z, y, x) in µm, got {v}")
-        return v
+    def _voxel(cls, v: Any) -> tuple[float, float, float] | None:
+        return None if v is None else parse_voxel_size(v)
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -2,14 +2,20 @@
 
 Each module in :data:`COMMAND_MODULES` defines ``register(app)``, which adds
 its command(s). Only the CLI configures logging handlers and progress bars.
+Bad input (any :class:`~bigseg.errors.BigsegError`) is handled once, here,
+for every command: its message on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+from bigseg.errors import BigsegError
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
@@ -21,7 +27,20 @@ COMMAND_MODULES = [
     "bigseg.cli._synth",
 ]
 
+
+class _Commands(TyperGroup):
+    """The sub-commands, with the one handler of bigseg's errors."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click)
+        try:
+            return super().invoke(ctx)
+        except BigsegError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="bigseg",
     help="Whole-organ 3D nuclei segmentation on Dask: OME-Zarr in, labels + nucleus table out.",
     no_args_is_help=True,

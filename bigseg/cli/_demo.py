@@ -8,8 +8,6 @@ from typing import Any
 
 import typer
 
-from bigseg.errors import BigsegError
-
 __all__ = ["register"]
 
 # A moderately dense confocal-like volume (the settings of tests/pipeline's accuracy test, larger).
@@ -37,22 +35,20 @@ def demo_command(
 
     out.mkdir(parents=True, exist_ok=True)
     src, dst = out / "synthetic.ome.zarr", out / "segmented.ome.zarr"
+    t0 = time.perf_counter()
+    synth = write_synthetic(src, shape, preset="confocal", seed=seed, overwrite=True, diameter_um=DIAMETER_UM, **DEMO)
+    t_synth = time.perf_counter() - t0
+    typer.echo(f"synthesized {synth.n_nuclei} nuclei, {synth.shape} voxels of {synth.voxel_size} µm "
+               f"in {t_synth:.1f}s -> {src}")
+    bar = _Progress(True)
     try:
-        t0 = time.perf_counter()
-        synth = write_synthetic(src, shape, preset="confocal", seed=seed, overwrite=True, diameter_um=DIAMETER_UM, **DEMO)
-        t_synth = time.perf_counter() - t0
-        typer.echo(f"synthesized {synth.n_nuclei} nuclei, {synth.shape} voxels of {synth.voxel_size} µm "
-                   f"in {t_synth:.1f}s -> {src}")
-        bar = _Progress(True)
         result = segment(
             str(src), str(dst), predictor=predictor, diameter_um=DIAMETER_UM, block_shape=block_shape,
             scheduler="local", n_workers=n_workers, overwrite=True, progress=bar, on_cluster=_announce,
         )
+    finally:
         bar.close()
-        scores = evaluate(result.labels_url, synth.labels_url, ignore_border=True, thresholds=(0.5, 0.75))
-    except BigsegError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    scores = evaluate(result.labels_url, synth.labels_url, ignore_border=True, thresholds=(0.5, 0.75))
     typer.echo(result.summary())
     m50, m75 = scores.at(0.5), scores.at(0.75)
     typer.echo(

@@ -10,7 +10,6 @@ from typing import Any, Optional
 import typer
 
 from bigseg.cli._common import cluster
-from bigseg.errors import BigsegError
 
 __all__ = ["register"]
 
@@ -46,16 +45,12 @@ def evaluate_command(
     """Score PRED against GT: matching at IoU thresholds, Dice, adapted Rand error, VI."""
     from bigseg.evaluate import DEFAULT_THRESHOLDS, evaluate
 
-    try:
-        with cluster(scheduler, n_workers) as client:
-            result = evaluate(
-                pred, gt, thresholds=threshold or DEFAULT_THRESHOLDS, mask=mask, ignore_border=ignore_border,
-                block_shape=_values(block_shape, "--block-shape") or 128, client=client,
-                voxel_size=_values(voxel_size, "--voxel-size"),
-            )
-    except BigsegError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    with cluster(scheduler, n_workers) as client:
+        result = evaluate(
+            pred, gt, thresholds=threshold or DEFAULT_THRESHOLDS, mask=mask, ignore_border=ignore_border,
+            block_shape=_values(block_shape, "--block-shape") or 128, client=client,
+            voxel_size=_values(voxel_size, "--voxel-size"),
+        )
     typer.echo(result.to_table())
     if json_out is not None:
         report = {"pred": pred, "gt": gt, "mask": mask, **result.to_dict()}

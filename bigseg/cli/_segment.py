@@ -8,7 +8,6 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from bigseg.errors import BigsegError
 
 __all__ = ["register"]
 
@@ -45,12 +44,9 @@ class _Progress:
 
 
 def _report(bar: _Progress, run: Callable[[], Any]) -> None:
-    """Run, close the progress bar, print the summary; a BigsegError exits 2 with its message."""
+    """Run, close the progress bar, print the summary."""
     try:
         result = run()
-    except BigsegError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     finally:
         bar.close()
     typer.echo(result.summary())

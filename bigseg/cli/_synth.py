@@ -8,7 +8,6 @@ from typing import Optional
 import typer
 
 from bigseg.cli._common import cluster
-from bigseg.errors import BigsegError
 
 __all__ = ["register"]
 
@@ -33,15 +32,11 @@ def synth_command(
     """Write a synthetic 3D nuclei image with exact instance labels (OME-Zarr)."""
     from bigseg.synth import write_synthetic
 
-    try:
-        with cluster(scheduler, n_workers) as client:
-            result = write_synthetic(
-                output, shape, voxel_size=voxel_size, preset=preset, seed=seed, block_shape=block_shape,
-                client=client, overwrite=overwrite, n_levels=n_levels, ngff_version=ngff_version,
-            )
-    except BigsegError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    with cluster(scheduler, n_workers) as client:
+        result = write_synthetic(
+            output, shape, voxel_size=voxel_size, preset=preset, seed=seed, block_shape=block_shape,
+            client=client, overwrite=overwrite, n_levels=n_levels, ngff_version=ngff_version,
+        )
     vs = " x ".join(f"{v:g}" for v in result.voxel_size)
     typer.echo(
         f"wrote {result.n_nuclei} nuclei ({result.preset}, seed {result.seed}) in a "

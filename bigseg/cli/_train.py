@@ -64,10 +64,13 @@ def _train(
     except json.JSONDecodeError as exc:
         raise InputError(f"--arch-kwargs must be a JSON object, got {arch_kwargs!r} ({exc})") from None
     pairs = tuple(LabelledPair(i, l, voxel_size=voxel_size, diameter_um=diameter) for i, l in zip(image, labels))
+    # architecture, head, loss and augment are checked by TrainConfig (the CLI passes them as typed).
     cfg = TrainConfig(
-        out=out, name=name, architecture=architecture, architecture_kwargs=kwargs, head=head, loss=loss,
+        out=out, name=name, architecture=architecture, architecture_kwargs=kwargs, head=head,  # type: ignore[arg-type]
+        loss=loss,  # type: ignore[arg-type]
         steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed, synthetic=synthetic,
-        pairs=pairs, synthetic_fraction=synthetic_fraction, augment=augment, diameter_um=model_diameter,
+        pairs=pairs, synthetic_fraction=synthetic_fraction, diameter_um=model_diameter,
+        augment=augment,  # type: ignore[arg-type]
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
         infer_patch_size=infer_patch_size, preset_fraction=preset_fraction, refresh_every=refresh_every,

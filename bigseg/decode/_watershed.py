@@ -8,52 +8,14 @@ is small in each block), so nothing here drops objects by size.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import cc3d
 import numpy as np
 from skimage.segmentation import watershed
 
 from bigseg.errors import InputError
-from bigseg.maps import CONTOUR, DISTANCE, FOREGROUND
+from bigseg.maps import CONTOUR, DISTANCE, FOREGROUND, DecodeParams
 
-__all__ = ["DecodeParams", "flood_block", "foreground_mask", "seed_mask", "watershed_block"]
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeParams:
-    """Thresholds of the BCD decoding (NucMM's thres1..thres5).
-
-    Parameters
-    ----------
-    seed_foreground, seed_contour, seed_distance : float
-        A voxel is a seed where foreground > ``seed_foreground``,
-        contour < ``seed_contour`` and distance > ``seed_distance``.
-    mask_foreground, mask_distance : float
-        Seeds flood only where foreground > ``mask_foreground`` and
-        distance > ``mask_distance``.
-    min_volume_um3 : float
-        Objects smaller than this (µm³), measured after stitching, are removed.
-    """
-
-    seed_foreground: float = 0.75
-    seed_contour: float = 0.4
-    seed_distance: float = 0.4
-    mask_foreground: float = 0.5
-    mask_distance: float = -1.0
-    min_volume_um3: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not math.isfinite(value):
-                raise InputError(f"DecodeParams.{name} must be finite, got {value}")
-        for name in ("seed_foreground", "seed_contour", "mask_foreground"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise InputError(f"DecodeParams.{name} is a probability and must be in [0, 1], got {value}")
-        if self.min_volume_um3 < 0:
-            raise InputError(f"DecodeParams.min_volume_um3 must be >= 0, got {self.min_volume_um3}")
+__all__ = ["flood_block", "foreground_mask", "seed_mask", "watershed_block"]
 
 
 def _check_maps(maps: np.ndarray) -> None:

@@ -26,21 +26,22 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from bigseg.decode import DecodeParams, watershed_block
 from bigseg.errors import InputError
-from bigseg.io import Levels, Volume, array_levels, crop_box, crop_centres, parse_voxel_size, read_box, volume_levels
+from bigseg.maps import Device
+from bigseg.io import Levels, Volume, array_levels, check_finite, crop_box, crop_centres, read_box, volume_levels
 from bigseg.predict import LoadedModel, ModelPredictor, ModelSpec, Normalization, load_model_package
+from bigseg.tiling import parse_voxel_size
 
 __all__ = ["CandidateScore", "DiameterEstimate", "candidate_grid", "estimate_diameter", "estimate_volume_diameter"]
 
 logger = logging.getLogger(__name__)
 
 Size3 = tuple[float, float, float]
-Device = Literal["auto", "cpu", "cuda"]
 
 # A candidate is tried only where a crop spans this many candidate diameters on every axis...
 _MIN_FOV = 2.0
@@ -239,8 +240,7 @@ def _estimate(
 ) -> DiameterEstimate:
     t0 = time.perf_counter()
     loaded = load_model_package(model)
-    params = DecodeParams(**loaded.card.decoding.model_dump())
-    trial = _Trial(loaded, levels, crop_centres(levels, int(n_crops)), int(crop_size), params, device)
+    trial = _Trial(loaded, levels, crop_centres(levels, int(n_crops)), int(crop_size), loaded.card.decoding, device)
     scores = [CandidateScore.of(c, d) for c in grid if (d := trial.diameters(c)) is not None]
     extent = tuple(round(e, 1) for e in levels.extent_um)
     if not scores:
@@ -314,8 +314,9 @@ def estimate_diameter(
     image = np.asarray(image)
     if image.ndim != 3 or min(image.shape) < 1:
         raise InputError(f"`image` must be a (Z, Y, X) array, got shape {image.shape}")
-    if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
-        raise InputError("`image` must hold finite numbers (normalise it first; replace NaN with the background)")
+    if not np.issubdtype(image.dtype, np.number):
+        raise InputError(f"`image` must hold numbers (a normalised image), got dtype {image.dtype}")
+    check_finite(image, "`image`")
     grid = _check_options(candidates, crop_size, n_crops, min_objects)
     levels = array_levels(image, parse_voxel_size(voxel_size))
     return _estimate(levels, model, grid, crop_size=crop_size, n_crops=n_crops, min_objects=min_objects,

@@ -13,7 +13,6 @@ from bigseg.io._levels import (
     read_box,
     volume_levels,
 )
-from bigseg.io._ngff import parse_voxel_size
 from bigseg.io._open import open_volume
 from bigseg.io._pyramid import default_factors, downsample
 from bigseg.io._store import (
@@ -28,7 +27,7 @@ from bigseg.io._store import (
     path_exists,
     remove_tree,
 )
-from bigseg.io._volume import Volume
+from bigseg.io._volume import Volume, check_finite
 from bigseg.io._writer import ImageWriter
 
 __all__ = [
@@ -37,6 +36,7 @@ __all__ = [
     "Levels",
     "Volume",
     "array_levels",
+    "check_finite",
     "coarse_view",
     "copy_image_block",
     "create_image",
@@ -56,7 +56,6 @@ __all__ = [
     "open_group",
     "open_volume",
     "open_writer",
-    "parse_voxel_size",
     "path_exists",
     "pick_level",
     "read_box",

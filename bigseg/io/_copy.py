@@ -7,7 +7,7 @@ import numpy as np
 from bigseg.errors import InputError
 from bigseg.io._volume import Volume
 from bigseg.io._writer import ImageWriter
-from bigseg.tiling._roi import Roi
+from bigseg.tiling import Roi
 
 __all__ = ["copy_image_block"]
 

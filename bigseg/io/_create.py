@@ -23,7 +23,7 @@ import numcodecs
 import numpy as np
 
 from bigseg.errors import InputError, OutputExistsError
-from bigseg.io._ngff import NgffVersion, ngff_body, parse_multiscale, parse_voxel_size
+from bigseg.io._ngff import NgffVersion, ngff_body, parse_multiscale
 from bigseg.io._pyramid import parse_factors, pyramid_shapes
 from bigseg.io._store import (
     forget_handles,
@@ -37,7 +37,7 @@ from bigseg.io._store import (
     remove_tree,
 )
 from bigseg.io._writer import ImageWriter
-from bigseg.tiling._roi import parse_shape
+from bigseg.tiling import parse_shape, parse_voxel_size
 
 __all__ = ["create_image", "create_labels", "is_complete"]
 

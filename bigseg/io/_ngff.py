@@ -21,7 +21,6 @@ __all__ = [
     "multiscales_attrs",
     "ome_attrs",
     "parse_multiscale",
-    "parse_voxel_size",
 ]
 
 NgffVersion = Literal["0.4", "0.5"]
@@ -194,14 +193,3 @@ def parse_multiscale(body: Mapping[str, Any], version: str | None, *, ndim_hint:
         paths=tuple(str(ds["path"]) for ds in datasets),
         voxel_sizes=tuple(sizes),
     )
-
-
-def parse_voxel_size(value: Any, *, name: str = "voxel_size") -> tuple[float, float, float]:
-    """``value`` as 3 positive finite floats (z, y, x) in µm."""
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise InputError(f"`{name}` must be 3 numbers (z, y, x) in µm, got {value!r}") from None
-    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out):
-        raise InputError(f"`{name}` must be 3 positive finite numbers (z, y, x) in µm, got {value!r}")
-    return out  # type: ignore[return-value]

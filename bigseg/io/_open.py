@@ -18,10 +18,11 @@ from typing import Any, Mapping, Sequence
 import zarr
 
 from bigseg.errors import InputError, VolumeNotFoundError
-from bigseg.io._ngff import Multiscale, ngff_body, parse_multiscale, parse_voxel_size
+from bigseg.io._ngff import Multiscale, ngff_body, parse_multiscale
 from bigseg.io._store import join_url, make_store, normalize_url, path_exists
 from bigseg.io._tiff import inspect_tiff
 from bigseg.io._volume import Size3, Volume
+from bigseg.tiling import parse_voxel_size
 
 __all__ = ["open_volume"]
 

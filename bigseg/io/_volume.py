@@ -10,12 +10,22 @@ import numpy as np
 from bigseg.errors import InputError
 from bigseg.io._store import open_array
 from bigseg.io._tiff import open_tiff_level
-from bigseg.tiling._roi import Roi
+from bigseg.tiling import Roi
 
-__all__ = ["Volume"]
+__all__ = ["Volume", "check_finite"]
 
 Shape3 = tuple[int, int, int]
 Size3 = tuple[float, float, float]
+
+
+def check_finite(data: np.ndarray, where: str) -> None:
+    """Refuse image values that are NaN or infinite (integer images have none); ``where`` names the data."""
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise InputError(
+            f"{where} has {bad} NaN or infinite values; replace them (e.g. with the background value) "
+            "before segmenting"
+        )
 
 
 @dataclass(frozen=True, slots=True)

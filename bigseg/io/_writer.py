@@ -24,7 +24,7 @@ from bigseg.errors import InputError
 from bigseg.io._ngff import NgffVersion, image_label_attrs, labels_group_attrs, multiscales_attrs, ngff_body, ome_attrs
 from bigseg.io._pyramid import Method, downsample
 from bigseg.io._store import join_url, open_array, open_group
-from bigseg.tiling._roi import Roi
+from bigseg.tiling import Roi
 
 __all__ = ["ImageWriter"]
 

@@ -123,8 +123,7 @@ def _predictor(
     )
     card = load_model_package(spec.model).card
     norm = norm if norm is not None else estimate_normalization(volume, percentiles=card.input.percentiles)
-    defaults = DecodeParams(**card.decoding.model_dump())
-    return spec, norm, defaults, diameter_um or card.diameter_um
+    return spec, norm, card.decoding, diameter_um or card.diameter_um
 
 
 def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from bigseg.decode import DecodeParams, flood_block, seed_mask, watershed_block
-from bigseg.errors import InputError
-from bigseg.io import ImageWriter, Volume
+from bigseg.io import ImageWriter, Volume, check_finite
 from bigseg.measure import BlockStats, block_stats
 from bigseg.predict import Normalization, PredictorSpec, get_predictor
 from bigseg.stitch import (
@@ -64,12 +63,7 @@ def _maps_core(ctx: RunContext, block: Block) -> np.ndarray:
         return ctx.maps.read(block.write_roi)
     assert ctx.volume is not None and ctx.normalization is not None  # set together by the driver
     image = ctx.volume.read(block.read_roi)
-    if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
-        bad = int(np.count_nonzero(~np.isfinite(image)))
-        raise InputError(
-            f"the image has {bad} NaN or infinite values in read ROI {block.read_roi}; "
-            "replace them (e.g. with the background value) before segmenting"
-        )
+    check_finite(image, f"the image's read ROI {block.read_roi}")
     core = block.core_in_read
     if ctx.image is not None:
         ctx.image.write(block.write_roi, image[core])

@@ -5,7 +5,7 @@ network from a model package (weights + JSON card), the shipped default
 model first among them.
 """
 
-from bigseg.predict._card import DecodingDefaults, ModelCard, Provenance, TargetSpec
+from bigseg.predict._card import Architecture, Head, ModelCard, Provenance, TargetSpec
 from bigseg.predict._classical import ClassicalPredictor, ClassicalSpec
 from bigseg.predict._model import (
     ModelPredictor,
@@ -39,9 +39,10 @@ __all__ = [
     "ARCHITECTURES",
     "DEFAULT_MODEL",
     "HEADS",
+    "Architecture",
     "ClassicalPredictor",
     "ClassicalSpec",
-    "DecodingDefaults",
+    "Head",
     "LoadedModel",
     "ModelCard",
     "ModelPredictor",

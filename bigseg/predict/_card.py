@@ -3,7 +3,7 @@
 The card says everything needed to use the weights: the architecture and its
 arguments, the head, how inputs are normalised, the scale the model was
 trained at (voxel size and typical nucleus diameter), the patch size and
-halo, decoding defaults, and where the weights came from.
+halo, the decoding thresholds that suit it (a :class:`bigseg.decode.DecodeParams`), and where the weights came from.
 """
 
 from __future__ import annotations
@@ -12,15 +12,23 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from bigseg.errors import ModelPackageError
+from bigseg.maps import DecodeParams
+from bigseg.tiling import parse_shape, parse_voxel_size
 
-__all__ = ["CARD_FILE", "DecodingDefaults", "InputSpec", "ModelCard", "Provenance", "TargetSpec", "parse_card"]
+__all__ = ["CARD_FILE", "Architecture", "Head", "InputSpec", "ModelCard", "Provenance", "TargetSpec", "parse_card"]
 
 CARD_FILE = "card.json"
 
 _Strict = ConfigDict(extra="forbid", frozen=True)
+
+Architecture = Literal["basic_unet", "unet", "segresnet", "swin_unetr"]
+Head = Literal["bcd", "semantic"]
+
+# The DecodeParams fields a card stores (the size filter follows each run's diameter instead).
+_CARD_THRESHOLDS = ("seed_foreground", "seed_contour", "seed_distance", "mask_foreground", "mask_distance")
 
 
 class InputSpec(BaseModel):
@@ -46,17 +54,6 @@ class TargetSpec(BaseModel):
     distance_beta: float = Field(default=50.0, gt=0)
 
 
-class DecodingDefaults(BaseModel):
-    """NucMM decoding thresholds that suit this model (the fields of ``bigseg.decode.DecodeParams``)."""
-
-    model_config = _Strict
-    seed_foreground: float = Field(default=0.75, ge=0, le=1)
-    seed_contour: float = Field(default=0.3, ge=0, le=1)
-    seed_distance: float = Field(default=0.4, ge=-1, le=1)
-    mask_foreground: float = Field(default=0.5, ge=0, le=1)
-    mask_distance: float = Field(default=-1.0, ge=-1, le=1)
-
-
 class Provenance(BaseModel):
     """Where the weights came from."""
 
@@ -68,17 +65,6 @@ class Provenance(BaseModel):
     created: str = ""
     bigseg_version: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
-
-
-def _triple(v: Any, name: str, positive: bool = True) -> tuple:
-    if isinstance(v, (int, float)):
-        v = (v, v, v)
-    v = tuple(v)
-    if len(v) != 3:
-        raise ValueError(f"{name} needs 3 values (z, y, x), got {len(v)}")
-    if positive and any(x <= 0 for x in v):
-        raise ValueError(f"{name} values must be > 0, got {v}")
-    return v
 
 
 class ModelCard(BaseModel):
@@ -93,9 +79,9 @@ class ModelCard(BaseModel):
     format_version: Literal[1] = 1
     name: str = Field(min_length=1)
     description: str = ""
-    architecture: Literal["basic_unet", "unet", "segresnet", "swin_unetr"]
+    architecture: Architecture
     architecture_kwargs: dict[str, Any] = Field(default_factory=dict)
-    head: Literal["bcd", "semantic"]
+    head: Head
     weights: str = "weights.safetensors"
     input: InputSpec = Field(default_factory=InputSpec)
     voxel_size_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -103,7 +89,7 @@ class ModelCard(BaseModel):
     patch_size: tuple[int, int, int] = (64, 64, 64)
     halo: tuple[int, int, int] = (16, 16, 16)
     targets: TargetSpec = Field(default_factory=TargetSpec)
-    decoding: DecodingDefaults = Field(default_factory=DecodingDefaults)
+    decoding: DecodeParams = Field(default_factory=DecodeParams)
     provenance: Provenance = Field(default_factory=Provenance)
 
     @field_validator("architecture_kwargs")
@@ -115,18 +101,26 @@ class ModelCard(BaseModel):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"must be JSON-serialisable ({exc})") from None
 
-    @field_validator("voxel_size_um", "patch_size", mode="before")
+    @field_validator("voxel_size_um", mode="before")
     @classmethod
-    def _positive_triple(cls, v: Any, info: Any) -> tuple:
-        return _triple(v, info.field_name)
+    def _voxel_size(cls, v: Any) -> tuple:
+        return parse_voxel_size(v, name="voxel_size_um")
 
-    @field_validator("halo", mode="before")
+    @field_validator("patch_size", "halo", mode="before")
     @classmethod
-    def _halo_triple(cls, v: Any) -> tuple:
-        v = _triple(v, "halo", positive=False)
-        if any(x < 0 for x in v):
-            raise ValueError(f"halo values must be >= 0, got {v}")
+    def _shape(cls, v: Any, info: Any) -> tuple:
+        return parse_shape(v, name=info.field_name, minimum=1 if info.field_name == "patch_size" else 0)
+
+    @field_validator("decoding", mode="before")
+    @classmethod
+    def _decoding_thresholds(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "min_volume_um3" in v:
+            raise ValueError("min_volume_um3 is not a property of the model (it follows the run's diameter); remove it")
         return v
+
+    @field_serializer("decoding")
+    def _decoding_json(self, v: DecodeParams) -> dict[str, float]:
+        return {k: getattr(v, k) for k in _CARD_THRESHOLDS}
 
     @field_validator("weights")
     @classmethod

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
-from bigseg.io import parse_voxel_size
+from bigseg.tiling import parse_voxel_size
 
 __all__ = ["ClassicalPredictor", "ClassicalSpec"]
 

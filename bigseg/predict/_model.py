@@ -12,39 +12,28 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from bigseg.errors import InputError
+from bigseg.maps import DEVICES, Device
 from bigseg.predict._card import ModelCard
 from bigseg.predict._networks import activate, patch_divisor
 from bigseg.predict._package import DEFAULT_MODEL, load_model_package
 from bigseg.predict._scale import ScaleMap
 from bigseg.predict._sliding import sliding_window
+from bigseg.tiling import parse_shape, parse_voxel_size
 
 __all__ = ["ModelPredictor", "ModelSpec", "default_model_spec", "semantic_to_bcd"]
 
 logger = logging.getLogger(__name__)
 
-Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Flip test-time augmentation: identity and one flip per axis of (N, C, Z, Y, X).
 _TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (4,))
-
-
-def _triple(value: Any, name: str) -> tuple[float, float, float]:
-    if isinstance(value, (int, float)):
-        value = (value, value, value)
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise InputError(f"`{name}` must be 3 numbers (z, y, x), got {value!r}") from None
-    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out):
-        raise InputError(f"`{name}` must be 3 finite numbers > 0 (z, y, x), got {value!r}")
-    return out  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,24 +77,21 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", str(self.model))
-        object.__setattr__(self, "voxel_size", _triple(self.voxel_size, "voxel_size"))
+        object.__setattr__(self, "voxel_size", parse_voxel_size(self.voxel_size))
         if self.diameter_um is not None:
             d = float(self.diameter_um)
             if not (math.isfinite(d) and d > 0):
                 raise InputError(f"`diameter_um` must be > 0 µm, got {self.diameter_um} (CLI: --diameter)")
             object.__setattr__(self, "diameter_um", d)
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise InputError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r} (CLI: --device)")
+        if self.device not in DEVICES:
+            raise InputError(f"`device` must be one of {', '.join(map(repr, DEVICES))}, got {self.device!r} (CLI: --device)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(f"`precision` must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if int(self.batch_size) < 1:
             raise InputError(f"`batch_size` must be >= 1, got {self.batch_size}")
         object.__setattr__(self, "batch_size", int(self.batch_size))
         if self.patch_size is not None:
-            p = tuple(int(v) for v in self.patch_size)
-            if len(p) != 3 or min(p) < 1:
-                raise InputError(f"`patch_size` must be 3 ints >= 1 (z, y, x), got {self.patch_size}")
-            object.__setattr__(self, "patch_size", p)
+            object.__setattr__(self, "patch_size", parse_shape(self.patch_size, name="patch_size"))
         if not 0 <= float(self.overlap) < 1:
             raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
         object.__setattr__(self, "tta", bool(self.tta))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,8 +28,6 @@ from bigseg.errors import ModelPackageError
 __all__ = [
     "ARCHITECTURES",
     "HEADS",
-    "Architecture",
-    "Head",
     "activate",
     "build_network",
     "full_kwargs",
@@ -37,8 +35,6 @@ __all__ = [
     "patch_divisor",
 ]
 
-Architecture = Literal["basic_unet", "unet", "segresnet", "swin_unetr"]
-Head = Literal["bcd", "semantic"]
 
 HEADS: dict[str, int] = {"bcd": 3, "semantic": 1}
 

@@ -16,6 +16,8 @@ import numpy as np
 
 from bigseg.errors import InputError
 
+from bigseg.io import check_finite
+
 if TYPE_CHECKING:
     from bigseg.io import Volume
 
@@ -83,12 +85,7 @@ def estimate_normalization(volume: Volume, *, percentiles: tuple[float, float] =
         If the sample contains NaN or infinite values.
     """
     sample = _sample(volume)
-    if np.issubdtype(sample.dtype, np.floating) and not np.all(np.isfinite(sample)):
-        bad = int(np.count_nonzero(~np.isfinite(sample)))
-        raise InputError(
-            f"the image {volume.source!r} contains {bad} NaN or infinite values (in the level used for "
-            "statistics); replace them (e.g. with the background value) before segmenting"
-        )
+    check_finite(sample, f"the image {volume.source!r} (in the level used for statistics)")
     lo, hi = (float(v) for v in np.percentile(sample, percentiles))
     if hi <= lo:
         # Constant image: nothing to find; keep a valid affine map.

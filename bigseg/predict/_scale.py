@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from bigseg.errors import InputError
+from bigseg.tiling import parse_triple
 
 __all__ = ["ScaleMap"]
 
@@ -64,10 +64,7 @@ class ScaleMap:
     step: tuple[float, float, float]
 
     def __post_init__(self) -> None:
-        step = tuple(float(s) for s in self.step)
-        if len(step) != 3 or not all(math.isfinite(s) and s > 0 for s in step):
-            raise InputError(f"`step` must be 3 finite values > 0, got {self.step}")
-        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "step", parse_triple(self.step, name="step", unit="data voxels per model voxel"))
 
     @classmethod
     def between(

@@ -18,14 +18,15 @@ import numpy as np
 
 from bigseg.errors import InputError
 
-__all__ = ["MAX_BLOCKS", "MAX_LOCAL", "check_block_linear", "provisional_ids", "split_provisional"]
+__all__ = ["MAX_BLOCKS", "MAX_LOCAL", "SHIFT", "check_block_linear", "provisional_ids", "split_provisional"]
 
 #: Block indices must be below this (they fill the high 32 bits).
 MAX_BLOCKS = 2**32
 #: Local labels must be at most this (they fill the low 32 bits).
 MAX_LOCAL = 2**32 - 1
 _LOW = np.uint64(0xFFFFFFFF)
-_SHIFT = np.uint64(32)
+#: Bits of the local label: a provisional ID is ``(block_linear << SHIFT) | local``.
+SHIFT = np.uint64(32)
 
 
 def check_block_linear(block_linear: int, *, name: str = "block_linear") -> int:
@@ -98,4 +99,4 @@ def split_provisional(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if ids.dtype.kind not in "ui" or (ids.size and ids.min() < 0):
             raise InputError(f"provisional IDs must be uint64 (or non-negative integers), got dtype {ids.dtype}")
         ids = ids.astype(np.uint64)
-    return (ids >> _SHIFT).astype(np.int64), (ids & _LOW).astype(np.uint32)
+    return (ids >> SHIFT).astype(np.int64), (ids & _LOW).astype(np.uint32)

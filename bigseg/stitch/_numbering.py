@@ -28,11 +28,9 @@ import scipy.sparse
 import scipy.sparse.csgraph
 
 from bigseg.errors import InputError
-from bigseg.stitch._ids import MAX_BLOCKS, MAX_LOCAL, split_provisional
+from bigseg.stitch._ids import MAX_BLOCKS, MAX_LOCAL, SHIFT, split_provisional
 
 __all__ = ["Numbering", "number_objects"]
-
-_SHIFT = np.uint64(32)
 
 
 def _frozen_array(a: np.ndarray, dtype: type, name: str, ndim: int = 1) -> np.ndarray:
@@ -184,7 +182,7 @@ class Numbering:
                 f"provisional ID (block {blk[i]}, local {loc[i]}) is above that block's count {counts[i]}; "
                 "the IDs must come from the labels the numbering was built from"
             )
-        keys = (np.repeat(self.blocks, np.diff(self.ptr)).astype(np.uint64) << _SHIFT) | self.nonroot_locals
+        keys = (np.repeat(self.blocks, np.diff(self.ptr)).astype(np.uint64) << SHIFT) | self.nonroot_locals
         pos = np.searchsorted(keys, uniq[fg])
         hit = pos < len(keys)
         hit[hit] = keys[pos[hit]] == uniq[fg][hit]
@@ -281,7 +279,7 @@ def number_objects(counts: np.ndarray, pairs: np.ndarray) -> Numbering:
     if offsets[-1] > MAX_LOCAL:
         raise InputError(f"{offsets[-1]} objects do not fit in uint32 final IDs (at most {MAX_LOCAL})")
     r_blk, r_loc = split_provisional(nonroot_root)
-    rank = np.searchsorted(nonroot, nonroot_root) - np.searchsorted(nonroot, r_blk.astype(np.uint64) << _SHIFT)
+    rank = np.searchsorted(nonroot, nonroot_root) - np.searchsorted(nonroot, r_blk.astype(np.uint64) << SHIFT)
     nonroot_final = offsets[r_blk] + r_loc.astype(np.int64) - rank
     ptr = np.concatenate([[0], np.cumsum(n_nonroot)])
     return Numbering(offsets, np.arange(len(counts)), ptr, nr_loc, nonroot_final, int(offsets[-1]))

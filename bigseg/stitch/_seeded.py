@@ -22,13 +22,11 @@ import cc3d
 import numpy as np
 
 from bigseg.errors import InputError
-from bigseg.stitch._ids import MAX_LOCAL, check_block_linear, provisional_ids
+from bigseg.stitch._ids import MAX_LOCAL, SHIFT, check_block_linear, provisional_ids
 from bigseg.stitch._numbering import Numbering, number_objects
 from bigseg.tiling import Block, Grid
 
 __all__ = ["face_neighbours", "face_pairs", "face_planes", "label_blockwise", "label_seeds"]
-
-_SHIFT = np.uint64(32)
 
 
 def label_seeds(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -104,8 +102,8 @@ def face_pairs(lo_plane: np.ndarray, lo_block: int, hi_plane: np.ndarray, hi_blo
     lo_b, hi_b = check_block_linear(lo_block, name="lo_block"), check_block_linear(hi_block, name="hi_block")
     both = (lo_plane != 0) & (hi_plane != 0)
     # One uint64 key per touching position; np.unique dedupes the pairs.
-    keys = np.unique((provisional_ids(lo_plane[both], 0) << _SHIFT) | provisional_ids(hi_plane[both], 0))
-    lo = provisional_ids((keys >> _SHIFT).astype(np.uint32), lo_b)
+    keys = np.unique((provisional_ids(lo_plane[both], 0) << SHIFT) | provisional_ids(hi_plane[both], 0))
+    lo = provisional_ids((keys >> SHIFT).astype(np.uint32), lo_b)
     hi = provisional_ids((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32), hi_b)
     return np.stack([lo, hi], axis=1)
 

@@ -12,27 +12,11 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from bigseg.errors import InputError
+from bigseg.tiling import parse_triple, parse_voxel_size
 
 __all__ = ["DTYPES", "SynthParams"]
 
 DTYPES = ("uint8", "uint16", "float32")
-
-
-def _triple(value: Any, *, name: str, minimum: float, strict: bool) -> tuple[float, float, float]:
-    """``value`` as three floats (z, y, x), each ``> minimum`` (``strict``) or ``>= minimum``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value,) * 3
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise InputError(f"`{name}` must be 3 numbers (z, y, x) in µm, got {value!r}") from None
-    if len(out) != 3:
-        raise InputError(f"`{name}` must be 3 numbers (z, y, x) in µm, got {len(out)}: {value!r}")
-    bad = [v for v in out if not math.isfinite(v) or (v <= minimum if strict else v < minimum)]
-    if bad:
-        rel = ">" if strict else ">="
-        raise InputError(f"`{name}` values must be finite and {rel} {minimum}, got {out}")
-    return out  # type: ignore[return-value]
 
 
 # name -> (low, high, low inclusive, high inclusive); None = unbounded
@@ -192,9 +176,9 @@ class SynthParams:
 
     def __post_init__(self) -> None:
         _set = object.__setattr__
-        _set(self, "voxel_size", _triple(self.voxel_size, name="voxel_size", minimum=0.0, strict=True))
-        _set(self, "psf_sigma_um", _triple(self.psf_sigma_um, name="psf_sigma_um", minimum=0.0, strict=False))
-        _set(self, "haze_sigma_um", _triple(self.haze_sigma_um, name="haze_sigma_um", minimum=0.0, strict=True))
+        _set(self, "voxel_size", parse_voxel_size(self.voxel_size))
+        _set(self, "psf_sigma_um", parse_triple(self.psf_sigma_um, name="psf_sigma_um", strict=False))
+        _set(self, "haze_sigma_um", parse_triple(self.haze_sigma_um, name="haze_sigma_um"))
         for name, (lo, hi, lo_in, hi_in) in _RANGES.items():
             _set(self, name, _check_range(name, getattr(self, name), lo, hi, lo_in, hi_in))
         for name in ("nucleus_intensity", "envelope"):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from bigseg.errors import InputError
+from bigseg.tiling import parse_voxel_size
 
 __all__ = ["truth_stats"]
 
@@ -37,9 +38,7 @@ def truth_stats(labels: np.ndarray, voxel_size: tuple[float, float, float], *, e
     labels = np.asarray(labels)
     if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"`labels` must be a 3-D integer array, got shape {labels.shape} dtype {labels.dtype}")
-    vs = tuple(float(v) for v in voxel_size)
-    if len(vs) != 3 or min(vs) <= 0:
-        raise InputError(f"`voxel_size` must be 3 positive numbers (z, y, x) in µm, got {voxel_size!r}")
+    vs = parse_voxel_size(voxel_size)
     ids, sizes = np.unique(labels[labels > 0], return_counts=True)
     keep = np.ones(ids.shape, dtype=bool)
     if exclude_border and ids.size:

@@ -32,7 +32,7 @@ __all__ = ["SynthResult", "write_synthetic"]
 
 logger = logging.getLogger(__name__)
 
-LABELS_NAME = "truth"
+LABEL_NAME = "truth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,7 @@ def write_synthetic(
         url, shape=shp, dtype=params.dtype, voxel_size=params.voxel_size, chunk_shape=chunk,
         n_levels=n_levels, ngff_version=ngff_version, overwrite=overwrite,  # type: ignore[arg-type]
     )
-    labels = create_labels(image, LABELS_NAME, dtype="uint32", overwrite=overwrite)
+    labels = create_labels(image, LABEL_NAME, dtype="uint32", overwrite=overwrite)
     grid = Grid(shp, block, Halo.of(0))
     rois = [b.write_roi for b in grid.blocks()]
     runner = BlockRunner.on(client, window=window, threads=1 if client is not None else os.cpu_count() or 1)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from bigseg.errors import InputError
-from bigseg.tiling._roi import Halo, Roi, parse_shape
+from bigseg.tiling._parse import parse_shape
+from bigseg.tiling._roi import Halo, Roi
 
 __all__ = ["Block", "Grid"]
 

@@ -6,30 +6,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from bigseg.errors import InputError
+from bigseg.tiling._parse import parse_shape
 
-__all__ = ["Halo", "Roi", "parse_shape"]
-
-
-def parse_shape(value: int | Iterable[int], *, name: str, ndim: int = 3, minimum: int = 1) -> tuple[int, ...]:
-    """Return ``value`` as a tuple of ``ndim`` ints, each ``>= minimum``.
-
-    A single int is broadcast to every axis.
-    """
-    if isinstance(value, bool):
-        raise InputError(f"`{name}` must be an int or {ndim} ints, got {value!r}")
-    if isinstance(value, int):
-        out = (int(value),) * ndim
-    else:
-        try:
-            out = tuple(int(v) for v in value)
-        except (TypeError, ValueError):
-            raise InputError(f"`{name}` must be an int or {ndim} ints, got {value!r}") from None
-    if len(out) != ndim:
-        raise InputError(f"`{name}` must have {ndim} values (z, y, x), got {len(out)}: {value!r}")
-    for v in out:
-        if v < minimum:
-            raise InputError(f"`{name}` values must be >= {minimum}, got {out}")
-    return out
+__all__ = ["Halo", "Roi"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from bigseg.train._loop import TrainResult, train
 from bigseg.train._losses import LOSSES, make_loss
 from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
 from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
-from bigseg.train._validate import DecodeThresholds, decode_bcd, score
+from bigseg.train._validate import decode_bcd, score
 
 __all__ = [
     "DEFAULT_GRID",
@@ -22,7 +22,6 @@ __all__ = [
     "DISTANCE_BETA",
     "LOSSES",
     "Augmenter",
-    "DecodeThresholds",
     "DecodingChoice",
     "LabelledPair",
     "LabelledVolume",

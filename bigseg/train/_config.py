@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bigseg.errors import InputError
-from bigseg.predict import ARCHITECTURES, HEADS, patch_divisor
-from bigseg.train._losses import LOSSES
+from bigseg.predict import ARCHITECTURES, HEADS, Architecture, Head, patch_divisor
+from bigseg.train._augment import AugmentLevel
+from bigseg.train._losses import LOSSES, LossName
 
 __all__ = ["LabelledPair", "TrainConfig"]
 
@@ -44,10 +45,10 @@ class TrainConfig:
 
     out: str
     name: str = "model"
-    architecture: str = "unet"
+    architecture: Architecture = "unet"
     architecture_kwargs: dict[str, Any] = field(default_factory=dict)
-    head: str = "bcd"
-    loss: str = "bcd"
+    head: Head = "bcd"
+    loss: LossName = "bcd"
     steps: int = 2000
     batch_size: int = 4
     patch_size: tuple[int, int, int] = (48, 48, 48)
@@ -58,7 +59,7 @@ class TrainConfig:
     pairs: tuple[LabelledPair, ...] = ()
     synthetic_fraction: float = 1.0
     preset_fraction: float = 0.0
-    augment: str = "light"
+    augment: AugmentLevel = "light"
     voxel_size_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
     diameter_um: float = 12.0
     pool_size: int = 16

@@ -12,6 +12,7 @@ Output folder::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -27,8 +28,8 @@ import numpy as np
 import torch
 
 from bigseg.errors import InputError
+from bigseg.decode import DecodeParams
 from bigseg.predict import (
-    DecodingDefaults,
     ModelCard,
     Provenance,
     TargetSpec,
@@ -47,7 +48,7 @@ from bigseg.train._data import PatchSource, SyntheticPool, VolumeSource
 from bigseg.train._losses import make_loss
 from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
 from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
-from bigseg.train._validate import DecodeThresholds, decode_bcd, score
+from bigseg.train._validate import decode_bcd, score
 
 __all__ = ["TrainResult", "train"]
 
@@ -130,7 +131,7 @@ def _validate(net: torch.nn.Module, cfg: TrainConfig, val_set: list[tuple[np.nda
         if cfg.head == "semantic":
             maps = semantic_to_bcd(maps[0], DISTANCE_ALPHA)
         # Nuclei cut by the volume's faces are fragments in the truth: leave them out of the score.
-        scores.append(score(decode_bcd(maps, DecodeThresholds()), labels, ignore_border=True))
+        scores.append(score(decode_bcd(maps, DecodeParams()), labels, ignore_border=True))
     net.train()
     return {k: float(np.mean([s[k] for s in scores])) for k in scores[0] if k.startswith(("f1@", "ap@"))}
 
@@ -169,7 +170,7 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
         head=cfg.head, voxel_size_um=cfg.voxel_size_um, diameter_um=cfg.diameter_um,  # type: ignore[arg-type]
         patch_size=cfg.infer_patch_size, halo=cfg.halo,
         targets=TargetSpec(distance_alpha=DISTANCE_ALPHA, distance_beta=DISTANCE_BETA),
-        decoding=DecodingDefaults(),
+        decoding=DecodeParams(),
         provenance=Provenance(
             data=data, steps=steps, command=cfg.command, seed=cfg.seed,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -273,10 +274,7 @@ def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path) -> ModelCar
 
     choice = choose_decoding(predictor_for)
     logger.info("decoding thresholds chosen on synthetic volumes: %s", choice.summary())
-    p = choice.params
-    decoding = DecodingDefaults(seed_foreground=p.seed_foreground, seed_contour=p.seed_contour,
-                                seed_distance=p.seed_distance, mask_foreground=p.mask_foreground,
-                                mask_distance=p.mask_distance)
+    decoding = dataclasses.replace(choice.params, min_volume_um3=0.0)  # the size filter is the run's
     metrics = {**card.provenance.metrics, "decoding_selection": choice.summary()}
     provenance = card.provenance.model_copy(update={"metrics": metrics})
     return card.model_copy(update={"decoding": decoding, "provenance": provenance})

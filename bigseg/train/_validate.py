@@ -13,10 +13,7 @@ import numpy as np
 from bigseg.decode import DecodeParams, watershed_block
 from bigseg.evaluate import evaluate
 
-__all__ = ["DecodeThresholds", "decode_bcd", "score"]
-
-# The decoding thresholds are the pipeline's; the name is kept for the training API.
-DecodeThresholds = DecodeParams
+__all__ = ["decode_bcd", "score"]
 
 
 def decode_bcd(maps: np.ndarray, thresholds: DecodeParams | None = None) -> np.ndarray:

@@ -101,9 +101,9 @@ def test_explicit_voxel_size_overrides_metadata(tmp_path, data):
     vol = open_volume(url, voxel_size=(3, 0.3, 0.3))
     assert vol.voxel_size == (3.0, 0.3, 0.3)
     assert vol.level_voxel_sizes[1] == (6.0, 0.6, 0.6)
-    with pytest.raises(InputError, match="positive finite"):
+    with pytest.raises(InputError, match=r"`voxel_size` must be 3 finite numbers > 0 \(z, y, x\) in µm, got \(1, -1, 1\)"):
         open_volume(url, voxel_size=(1, -1, 1))
-    with pytest.raises(InputError, match="3 positive finite"):
+    with pytest.raises(InputError, match=r"`voxel_size` must be 3 numbers \(z, y, x\) in µm, got 2"):
         open_volume(url, voxel_size=(1, 1))
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bigseg.decode import DecodeParams
 from bigseg.predict import get_predictor
 from bigseg.predict._model import default_model_spec
 from bigseg.predict._package import DEFAULT_MODEL, load_model_package
-from bigseg.train import DecodeThresholds, decode_bcd
+from bigseg.train import decode_bcd
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,8 @@ def volume() -> tuple[np.ndarray, np.ndarray]:
     return (image - lo) / (hi - lo), truth
 
 
-def _thresholds() -> DecodeThresholds:
-    return DecodeThresholds(**load_model_package(DEFAULT_MODEL).card.decoding.model_dump())
+def _thresholds() -> DecodeParams:
+    return load_model_package(DEFAULT_MODEL).card.decoding
 
 
 def test_default_model_f1_on_synthetic(volume) -> None:

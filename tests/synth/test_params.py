@@ -43,8 +43,8 @@ def test_unknown_field_lists_valid_fields() -> None:
         ({"diameter_um": "big"}, r"`diameter_um` must be a number, got 'big'"),
         ({"intensity_cv": float("nan")}, r"`intensity_cv` must be in \[0, 1\], got nan"),
         ({"voxel_size": (1, 1)}, r"`voxel_size` must be 3 numbers \(z, y, x\) in µm, got 2"),
-        ({"voxel_size": (1, 0, 1)}, r"`voxel_size` values must be finite and > 0.0, got \(1.0, 0.0, 1.0\)"),
-        ({"psf_sigma_um": (1, -1, 1)}, r"`psf_sigma_um` values must be finite and >= 0.0"),
+        ({"voxel_size": (1, 0, 1)}, r"`voxel_size` must be 3 finite numbers > 0 \(z, y, x\) in µm, got \(1, 0, 1\)"),
+        ({"psf_sigma_um": (1, -1, 1)}, r"`psf_sigma_um` must be 3 finite numbers >= 0"),
         ({"dtype": "int8"}, r"`dtype` must be one of uint8, uint16, float32, got 'int8'"),
         ({"diameter_um": 2.0, "voxel_size": (5, 5, 5)}, r"`diameter_um` \(2.0 µm\) is smaller than one voxel \(5.0 µm\)"),
     ],
@@ -82,7 +82,7 @@ def test_truth_stats_known_answer() -> None:
     assert inner["n_measured"] == 1 and inner["touching_fraction"] == 1.0
     with pytest.raises(InputError, match=r"`labels` must be a 3-D integer array, got shape \(6, 8\)"):
         truth_stats(lab[0], (1, 1, 1))
-    with pytest.raises(InputError, match="`voxel_size` must be 3 positive numbers"):
+    with pytest.raises(InputError, match="`voxel_size` must be 3 finite numbers > 0"):
         truth_stats(lab, (1, 0, 1))
 
 

@@ -131,4 +131,4 @@ def test_cli_train(tmp_path: Path, tiny: dict) -> None:
     assert command.startswith(f"bigseg train {tmp_path / 'run'} --arch-kwargs")
     assert "--steps 2 --batch-size 1 --patch-size 16 16 16" in command and "--synthetic" not in command
     bad = CliRunner().invoke(app, ["train", str(tmp_path / "x"), "--image", "a.tif"])
-    assert bad.exit_code != 0 and "give one --labels per --image" in str(bad.exception)
+    assert bad.exit_code == 2 and "error: give one --labels per --image" in bad.output
