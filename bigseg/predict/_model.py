@@ -84,7 +84,7 @@ class ModelSpec:
                 raise InputError(f"`diameter_um` must be > 0 µm, got {self.diameter_um} (CLI: --diameter)")
             object.__setattr__(self, "diameter_um", d)
         if self.device not in DEVICES:
-            raise InputError(f"`device` must be one of {', '.join(map(repr, DEVICES))}, got {self.device!r} (CLI: --device)")
+            raise InputError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r} (CLI: --device)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(f"`precision` must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if int(self.batch_size) < 1:
