@@ -9,6 +9,7 @@ once, at the entry, into the frozen values the stages use.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -19,9 +20,27 @@ from bigseg.errors import InputError
 from bigseg.maps import Device
 from bigseg.tiling import parse_voxel_size
 
-__all__ = ["SegmentConfig", "load_config"]
+__all__ = ["SegmentConfig", "load_config", "parse_scheduler"]
 
 ENV_PREFIX = "BIGSEG_"
+
+# A Dask scheduler address: optional protocol, a host (name, IPv4 or [IPv6]) and a port.
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss|inproc)://)?(?:[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):\d{1,5}$")
+
+
+def parse_scheduler(value: Any) -> str:
+    """``value`` as a scheduler: ``"local"``, ``"sync"``, an address (``tcp://host:8786``,
+    ``host:8786``) or the path of an existing scheduler file (``dask scheduler --scheduler-file``).
+
+    A typo must not become an address, so anything else is refused.
+    """
+    text = str(value).strip() if isinstance(value, (str, os.PathLike)) else None
+    if text in ("local", "sync") or (text and (_ADDRESS.match(text) or os.path.isfile(text))):
+        return text  # type: ignore[return-value]
+    raise InputError(
+        f"`scheduler` must be 'local', 'sync', a scheduler address (tcp://host:8786 or host:8786) or the path of "
+        f"an existing scheduler file, got {value!r} (CLI: --scheduler)"
+    )
 
 Triple = tuple[int, int, int]
 
@@ -63,10 +82,10 @@ class SegmentConfig(BaseModel):
     # tiling and stitching
     block_shape: Triple = Field((128, 128, 128), description="Block (and output chunk) shape in voxels.")
     halo: Triple | None = Field(None, description="Halo in voxels; default from the predictor and diameter.")
-    stitch: Literal["seeds", "overlap"] = Field(
-        "seeds", description="'seeds': global seed IDs (exact); 'overlap': per-block labels merged on mutual-best IoU."
+    stitch: Literal["seeds", "iou"] = Field(
+        "seeds", description="'seeds': global seed IDs (exact); 'iou': per-block labels merged on mutual-best IoU."
     )
-    min_iou: float = Field(0.5, gt=0, le=1, description="IoU needed to merge across blocks ('overlap' only).")
+    min_iou: float = Field(0.5, gt=0, le=1, description="IoU needed to merge across blocks ('iou' only).")
     # output
     ngff_version: Literal["0.4", "0.5"] = "0.5"
     save_maps: bool = Field(False, description="Keep the BCD maps (OUT/maps) for `bigseg decode`.")
@@ -74,7 +93,9 @@ class SegmentConfig(BaseModel):
     overwrite: bool = False
     # execution
     scheduler: str = Field(
-        "local", description="'local' (embedded LocalCluster), 'sync' (in-process, no Dask), or a scheduler address."
+        "local",
+        description="'local' (embedded LocalCluster), 'sync' (in-process, no Dask), a scheduler address "
+        "(tcp://host:8786) or the path of a scheduler file.",
     )
     n_workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1)
@@ -90,6 +111,18 @@ class SegmentConfig(BaseModel):
         minimum = 1 if info.field_name == "block_shape" else 0
         if any(x < minimum for x in v):
             raise ValueError(f"{info.field_name} values must be >= {minimum}, got {v}")
+        return v
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler(cls, v: Any) -> str:
+        return parse_scheduler(v)
+
+    @field_validator("stitch", mode="before")
+    @classmethod
+    def _stitch(cls, v: Any) -> Any:
+        if v == "overlap":
+            raise ValueError("the stitch mode 'overlap' is now called 'iou'; pass stitch: iou (CLI: --stitch iou)")
         return v
 
     @field_validator("diameter_um", mode="before")

@@ -66,7 +66,7 @@ def flood_block(maps: np.ndarray, markers: np.ndarray, params: DecodeParams) -> 
 def watershed_block(maps: np.ndarray, params: DecodeParams | None = None) -> np.ndarray:
     """Decode one block on its own: local seed labels, then :func:`flood_block`.
 
-    This is the whole-volume reference, and the decoder of the overlap-merge
+    This is the whole-volume reference, and the decoder of the ``iou`` stitch
     path (labels are local to the block).
 
     Returns

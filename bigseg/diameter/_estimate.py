@@ -1,7 +1,7 @@
 """Nucleus diameter from the model's self-consistency (``--diameter auto``).
 
 The model was trained on nuclei of one size (``card.diameter_um`` at
-``card.voxel_size_um``, varied 0.7-1.4x). Told a candidate diameter, the
+``card.voxel_size``, varied 0.7-1.4x). Told a candidate diameter, the
 predictor rescales the data so that nuclei of that diameter reach the
 training size; at the right candidate the decoded objects come out about as
 large as the candidate, at a wrong one the model splits, merges, shrinks or
@@ -168,7 +168,7 @@ class _Trial:
     def diameters(self, diameter: float) -> np.ndarray | None:
         """Diameters (µm) of the objects decoded at ``diameter``; None where it cannot be tried."""
         card, extent = self.loaded.card, self.levels.extent_um
-        res: Size3 = tuple(v * diameter / card.diameter_um for v in card.voxel_size_um)  # type: ignore[assignment]
+        res: Size3 = tuple(v * diameter / card.diameter_um for v in card.voxel_size)  # type: ignore[assignment]
         side: Size3 = tuple(self.crop_size * r for r in res)  # type: ignore[assignment]
         if any(min(s, e) < _MIN_FOV * diameter for s, e in zip(side, extent)):
             return None

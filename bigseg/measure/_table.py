@@ -1,6 +1,6 @@
 """The object table: one row per nucleus, accumulated per block.
 
-Each block reduces its core to per-label partial sums (voxel count, sums of
+Each block reduces its write ROI to per-label partial sums (voxel count, sums of
 coordinates and intensity, bounding box, max intensity, border contact);
 partials of an object cut by block borders are combined by ID. The volume is
 never loaded to measure it.
@@ -52,16 +52,16 @@ class BlockStats:
 
 
 def block_stats(labels: np.ndarray, image: np.ndarray, write_roi: Roi, volume_shape: tuple[int, ...]) -> BlockStats:
-    """Partial statistics of the labels in one block's core.
+    """Partial statistics of the labels in one block's write ROI.
 
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of unsigned int
-        The core's labels (0 = background).
+        The write ROI's labels (0 = background).
     image : (Z, Y, X) ndarray
-        The raw image over the same core.
+        The raw image over the same write ROI.
     write_roi : Roi
-        Where the core lies in the volume (voxels).
+        Where the write ROI lies in the volume (voxels).
     volume_shape : tuple of int
         Shape of the whole volume, to flag objects touching its border.
     """

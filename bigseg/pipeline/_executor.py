@@ -9,11 +9,13 @@ A failed block stops the stage with :class:`BlockFailedError` naming it.
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from bigseg.config import parse_scheduler
 from bigseg.errors import BigsegError, BlockFailedError, InputError
 
 __all__ = ["BlockRunner", "open_client"]
@@ -190,7 +192,11 @@ def _failure(stage: str, item: Any, exc: BaseException) -> BigsegError:
 def open_client(
     scheduler: str, *, n_workers: int | None, threads_per_worker: int, memory_limit: str
 ) -> Iterator[Any]:
-    """Yield a Dask client for ``scheduler`` ('local', 'sync' or an address), or None for 'sync'."""
+    """Yield a Dask client for ``scheduler`` ('local', an address or a scheduler file), or None for 'sync'.
+
+    ``scheduler`` is checked by :func:`bigseg.config.parse_scheduler`.
+    """
+    scheduler = parse_scheduler(scheduler)
     if scheduler == "sync":
         yield None
         return
@@ -201,14 +207,16 @@ def open_client(
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker"):
         logging.getLogger(name).setLevel(quiet)
     if scheduler == "local":
-        import os
-
         workers = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
         with LocalCluster(
             n_workers=workers, threads_per_worker=threads_per_worker, memory_limit=memory_limit,
             processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=quiet,
         ) as cluster, Client(cluster) as client:
             logger.info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
+            yield client
+        return
+    if os.path.isfile(scheduler):
+        with Client(scheduler_file=scheduler) as client:
             yield client
         return
     with Client(scheduler) as client:

@@ -24,7 +24,7 @@ from bigseg.predict import (
 )
 from bigseg.tiling import Grid, Halo
 
-__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan"]
+__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "required_halo"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,19 +126,35 @@ def _predictor(
     return spec, norm, card.decoding, diameter_um or card.diameter_um
 
 
+def required_halo(spec: PredictorSpec) -> tuple[int, ...]:
+    """The halo (voxels, z y x) the predictor needs: its maps at a write-ROI voxel depend on this much context.
+
+    The one place that computes it: the default halo and the check of a user's ``halo`` both use it.
+    """
+    return tuple(int(h) for h in get_predictor(spec).halo)
+
+
+def _halo(cfg: SegmentConfig, spec: PredictorSpec, diameter_um: float, voxel_size: tuple[float, ...]) -> tuple[int, ...]:
+    """The user's halo, refused where smaller than :func:`required_halo`; by default also the flood's reach."""
+    need = required_halo(spec)
+    if cfg.halo is None:
+        # Seeds flood at most about one diameter: the read ROI must hold every seed of a write-ROI voxel.
+        reach = tuple(math.ceil(diameter_um / v) + 1 for v in voxel_size)
+        return tuple(max(a, b) for a, b in zip(reach, need))
+    if any(h < n for h, n in zip(cfg.halo, need)):
+        raise InputError(
+            f"`halo` {tuple(cfg.halo)} is smaller than the predictor needs: at least {need} voxels (z, y, x); "
+            f"pass at least that (CLI: --halo {' '.join(map(str, need))}) or leave it out for the default"
+        )
+    return tuple(cfg.halo)
+
+
 def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
     """Choose the predictor, decode thresholds, halo and grid for ``volume``."""
     cfg, estimate, model_norm = _resolve_diameter(cfg, volume)
     spec, norm, defaults, diameter = _predictor(cfg, volume, model_norm)
     params = decode_params(cfg, defaults, diameter)
-    halo: tuple[int, ...]
-    if cfg.halo is not None:
-        halo = cfg.halo
-    else:
-        # Seeds flood at most about one diameter: the read ROI must hold every seed of a core voxel.
-        reach = tuple(math.ceil(diameter / v) + 1 for v in volume.voxel_size)
-        pred = tuple(get_predictor(spec).halo)
-        halo = tuple(max(a, b) for a, b in zip(reach, pred))
+    halo = _halo(cfg, spec, diameter, volume.voxel_size)
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")

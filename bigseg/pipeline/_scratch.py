@@ -1,7 +1,7 @@
 """Intermediate arrays of one run, under ``OUT/.bigseg-work`` (removed at the end).
 
 ``seeds`` and ``stitched`` have the volume's shape and one chunk per block.
-``slots`` (overlap path) gives every block a private slot of ``block + 2 *
+``slots`` (iou stitch path) gives every block a private slot of ``block + 2 *
 halo`` voxels per axis for its whole read ROI, so neighbours can compare their
 labels where read ROIs intersect without recomputing them::
 

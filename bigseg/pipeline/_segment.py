@@ -2,16 +2,16 @@
 
 Stages (one Dask future per block, bounded window)::
 
-    predict      image read ROI → BCD maps core (+ image copy) → local seed labels
+    predict      image read ROI → BCD maps of the write ROI (+ image copy) → local seed labels
     pairs        seed labels touching across block faces
     (driver)     union-find → global seed numbering (each task gets only its blocks' part)
-    flood        read ROI maps + global seeds → marker watershed → core labels + partial stats
+    flood        read ROI maps + global seeds → marker watershed → write-ROI labels + partial stats
     (driver)     combine partial stats → sizes → small-object removal → consecutive uint32
-    relabel      core labels → final labels, level 0
+    relabel      write-ROI labels → final labels, level 0
     pyramid      lower levels (labels nearest, image mean)
     (driver)     table → Parquet; metadata last (a partial output never looks complete)
 
-The ``overlap`` stitch mode replaces pairs/flood by per-block decoding of the
+The ``iou`` stitch mode replaces pairs/flood by per-block decoding of the
 whole read ROI and merges on mutual-best IoU where read ROIs intersect.
 """
 
@@ -48,9 +48,9 @@ from bigseg.pipeline._table import write_table
 from bigseg.pipeline._tasks import (
     RunContext,
     flood_task,
+    iou_pairs_task,
+    iou_write_task,
     local_decode_task,
-    overlap_pairs_task,
-    overlap_write_task,
     predict_task,
     pyramid_task,
     relabel_task,
@@ -144,7 +144,7 @@ def segment(
     logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
     image, labels, maps = _create_outputs(cfg, volume, plan.grid, out_url)
     scratch = Scratch(join_url(out_url, ".bigseg-work"), plan.grid)
-    scratch.create(slots=cfg.stitch == "overlap")
+    scratch.create(slots=cfg.stitch == "iou")
     ctx = RunContext(plan.grid, volume, plan.normalization, plan.predictor, plan.params, maps, image, labels, scratch)
     with _runner(cfg, client, progress, on_cluster) as runner:
         return _run(cfg, ctx, plan, runner, out_url, predict=True)
@@ -220,14 +220,14 @@ def _run(cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, o
         pairs = _timed(timings, "pairs", lambda: runner.run("pairs", seed_pairs_task, blocks))
     else:
         counts = _timed(timings, "decode", lambda: runner.run("decode", local_decode_task, blocks))
-        pairs = _timed(timings, "pairs", lambda: runner.run("pairs", overlap_pairs_task, blocks, lambda b: (cfg.min_iou,)))
+        pairs = _timed(timings, "pairs", lambda: runner.run("pairs", iou_pairs_task, blocks, lambda b: (cfg.min_iou,)))
     numbering = number_objects(np.asarray(counts, dtype=np.int64), np.concatenate(pairs))
 
     def numbering_for(block: Any) -> tuple[Any]:
         touching = [b.linear for b in grid.blocks_touching(block.read_roi)] if seeded else [block.linear]
         return (numbering.subset(touching),)
 
-    write_fn = flood_task if seeded else overlap_write_task
+    write_fn = flood_task if seeded else iou_write_task
     parts = _timed(timings, "flood", lambda: runner.run("flood", write_fn, blocks, numbering_for))
     stats = combine_stats(parts)
     voxel = float(np.prod(grid_voxel := ctx.labels.voxel_size))
@@ -317,7 +317,7 @@ def decode(
     plan = Plan(grid, None, None, params, diameter)
     labels = create_labels(image, label_name, dtype="uint32", overwrite=cfg.overwrite)
     scratch = Scratch(join_url(out_url, ".bigseg-work"), grid)
-    scratch.create(slots=cfg.stitch == "overlap")
+    scratch.create(slots=cfg.stitch == "iou")
     ctx = RunContext(grid, volume, None, None, params, maps, None, labels, scratch)
     with _runner(cfg, client, progress, on_cluster) as runner:
         return _run(cfg, ctx, plan, runner, out_url, predict=False)

@@ -1,4 +1,4 @@
-"""Block tasks: each reads its block, runs the pure stage functions, writes its core.
+"""Block tasks: each reads its block, runs the pure stage functions, writes its write ROI.
 
 Every task takes the shared :class:`RunContext` (sent to workers once) and one
 :class:`~bigseg.tiling.Block`. Writes cover exactly the block's write ROI,
@@ -21,10 +21,10 @@ from bigseg.stitch import (
     Numbering,
     Renumbering,
     face_pairs,
+    iou_pairs,
     label_seeds,
-    overlap_pairs,
     provisional_ids,
-    read_roi_overlap,
+    shared_read_roi,
 )
 from bigseg.tiling import Block, Grid, Roi
 from bigseg.pipeline._scratch import Scratch
@@ -32,9 +32,9 @@ from bigseg.pipeline._scratch import Scratch
 __all__ = [
     "RunContext",
     "flood_task",
+    "iou_pairs_task",
+    "iou_write_task",
     "local_decode_task",
-    "overlap_pairs_task",
-    "overlap_write_task",
     "predict_task",
     "pyramid_task",
     "relabel_task",
@@ -57,25 +57,25 @@ class RunContext:
     scratch: Scratch
 
 
-def _maps_core(ctx: RunContext, block: Block) -> np.ndarray:
-    """Predict the block (writing its maps core and image copy), or read stored maps."""
+def _write_roi_maps(ctx: RunContext, block: Block) -> np.ndarray:
+    """Predict the block (writing the maps and image copy of its write ROI), or read stored maps."""
     if ctx.predictor is None:
         return ctx.maps.read(block.write_roi)
     assert ctx.volume is not None and ctx.normalization is not None  # set together by the driver
     image = ctx.volume.read(block.read_roi)
     check_finite(image, f"the image's read ROI {block.read_roi}")
-    core = block.core_in_read
+    inner = block.write_in_read
     if ctx.image is not None:
-        ctx.image.write(block.write_roi, image[core])
+        ctx.image.write(block.write_roi, image[inner])
     maps = get_predictor(ctx.predictor).predict(ctx.normalization.apply(image), offset=block.read_roi.offset)
-    maps_core = np.ascontiguousarray(maps[(slice(None), *core)], dtype=np.float32)
-    ctx.maps.write(block.write_roi, maps_core)
-    return maps_core
+    write_maps = np.ascontiguousarray(maps[(slice(None), *inner)], dtype=np.float32)
+    ctx.maps.write(block.write_roi, write_maps)
+    return write_maps
 
 
 def predict_task(ctx: RunContext, block: Block, with_seeds: bool) -> int:
-    """Stage 1: maps of the core; with seeds, label them locally. Returns the seed count."""
-    maps = _maps_core(ctx, block)
+    """Stage 1: maps of the write ROI; with seeds, label them locally. Returns the seed count."""
+    maps = _write_roi_maps(ctx, block)
     if not with_seeds:
         return 0
     local, n = label_seeds(seed_mask(maps, ctx.params))
@@ -119,47 +119,47 @@ def _global_markers(ctx: RunContext, block: Block, numbering: Numbering) -> np.n
     return numbering.to_final(provisional)
 
 
-def _finish_core(ctx: RunContext, block: Block, labels_core: np.ndarray) -> BlockStats:
-    ctx.scratch.write("stitched", block.write_roi, labels_core)
+def _finish_write_roi(ctx: RunContext, block: Block, write_labels: np.ndarray) -> BlockStats:
+    ctx.scratch.write("stitched", block.write_roi, write_labels)
     if ctx.volume is not None:
         image = ctx.volume.read(block.write_roi)
     else:
         image = np.zeros(block.write_roi.shape, dtype=np.float32)
-    return block_stats(labels_core, image, block.write_roi, ctx.grid.volume_shape)
+    return block_stats(write_labels, image, block.write_roi, ctx.grid.volume_shape)
 
 
 def flood_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStats:
-    """Stage 3 (seeds): flood the read ROI from global seeds; write the core."""
+    """Stage 3 (seeds): flood the read ROI from global seeds; write the write ROI."""
     maps = ctx.maps.read(block.read_roi)
     markers = _global_markers(ctx, block, numbering)
     labels = flood_block(maps, markers, ctx.params)
-    return _finish_core(ctx, block, labels[block.core_in_read])
+    return _finish_write_roi(ctx, block, labels[block.write_in_read])
 
 
 def local_decode_task(ctx: RunContext, block: Block) -> int:
-    """Stage 2 (overlap): decode the whole read ROI alone; keep it in the block's slot."""
+    """Stage 2 (iou): decode the whole read ROI alone; keep it in the block's slot."""
     labels = watershed_block(ctx.maps.read(block.read_roi), ctx.params)
     ctx.scratch.write_slot(block, labels)
     return int(labels.max(initial=0))
 
 
-def overlap_pairs_task(ctx: RunContext, block: Block, min_iou: float) -> np.ndarray:
-    """Stage 3 (overlap): mutual-best-IoU pairs with each higher face neighbour."""
+def iou_pairs_task(ctx: RunContext, block: Block, min_iou: float) -> np.ndarray:
+    """Stage 3 (iou): mutual-best-IoU pairs with each higher face neighbour."""
     pairs = [np.zeros((0, 2), dtype=np.uint64)]
     for _, hi in _higher_neighbours(ctx.grid, block):
-        roi = read_roi_overlap(block, hi)
+        roi = shared_read_roi(block, hi)
         if roi is None or roi.empty:
             continue
         a = provisional_ids(ctx.scratch.read_slot(block, roi), block.linear)
         b = provisional_ids(ctx.scratch.read_slot(hi, roi), hi.linear)
-        pairs.append(overlap_pairs(a, b, min_iou=min_iou))
+        pairs.append(iou_pairs(a, b, min_iou=min_iou))
     return np.concatenate(pairs)
 
 
-def overlap_write_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStats:
-    """Stage 4 (overlap): the core's local labels → final IDs."""
+def iou_write_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStats:
+    """Stage 4 (iou): the write ROI's local labels → final IDs."""
     local = ctx.scratch.read_slot(block, block.write_roi)
-    return _finish_core(ctx, block, numbering.to_final(provisional_ids(local, block.linear)))
+    return _finish_write_roi(ctx, block, numbering.to_final(provisional_ids(local, block.linear)))
 
 
 def relabel_task(ctx: RunContext, block: Block, renumbering: Renumbering) -> None:

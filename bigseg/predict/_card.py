@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator
 
 from bigseg.errors import ModelPackageError
 from bigseg.maps import DecodeParams
@@ -70,7 +70,7 @@ class Provenance(BaseModel):
 class ModelCard(BaseModel):
     """Validated content of ``card.json``.
 
-    Lengths: ``voxel_size_um`` and ``diameter_um`` in µm; ``patch_size`` and
+    Lengths: ``voxel_size`` and ``diameter_um`` in µm; ``patch_size`` and
     ``halo`` in model voxels (z, y, x).
     """
 
@@ -84,7 +84,10 @@ class ModelCard(BaseModel):
     head: Head
     weights: str = "weights.safetensors"
     input: InputSpec = Field(default_factory=InputSpec)
-    voxel_size_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # Cards written before bigseg spelled it `voxel_size` everywhere say `voxel_size_um`.
+    voxel_size: tuple[float, float, float] = Field(
+        default=(1.0, 1.0, 1.0), validation_alias=AliasChoices("voxel_size", "voxel_size_um")
+    )
     diameter_um: float = Field(default=12.0, gt=0)
     patch_size: tuple[int, int, int] = (64, 64, 64)
     halo: tuple[int, int, int] = (16, 16, 16)
@@ -101,10 +104,10 @@ class ModelCard(BaseModel):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"must be JSON-serialisable ({exc})") from None
 
-    @field_validator("voxel_size_um", mode="before")
+    @field_validator("voxel_size", mode="before")
     @classmethod
     def _voxel_size(cls, v: Any) -> tuple:
-        return parse_voxel_size(v, name="voxel_size_um")
+        return parse_voxel_size(v)
 
     @field_validator("patch_size", "halo", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 It makes bigseg work out of the box and is the reference the models are
 compared with. Every operation has bounded support, so with a halo of at
-least :attr:`ClassicalPredictor.halo` the maps of a block's core equal those
+least :attr:`ClassicalPredictor.halo` the maps of a block's write ROI equal those
 computed on the whole volume::
 
     image ─gaussian(σ = d/8)─▶ smooth ─sigmoid((s − t)/w)──────────▶ foreground

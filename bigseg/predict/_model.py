@@ -144,7 +144,7 @@ class ModelPredictor:
         self.autocast_dtype = _pick_precision(spec.precision, self.device)
         self.network = network.to(self.device).eval()
         self.scale = ScaleMap.between(
-            spec.voxel_size, card.voxel_size_um, data_diameter=spec.diameter_um, model_diameter=card.diameter_um
+            spec.voxel_size, card.voxel_size, data_diameter=spec.diameter_um, model_diameter=card.diameter_um
         )
         self.divisor = patch_divisor(card.architecture, card.architecture_kwargs)
         self.patch_size = spec.patch_size or card.patch_size

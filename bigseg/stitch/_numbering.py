@@ -1,6 +1,6 @@
 """Final object numbering from per-block label counts and the pairs of provisional IDs to merge.
 
-Both stitching paths (seeded faces, overlap IoU) reduce to the same data:
+Both stitching paths (seeded faces, mutual-best IoU) reduce to the same data:
 how many local labels each block has, and which provisional IDs are one
 object. :func:`number_objects` turns that into consecutive final IDs
 ``1..N`` without ever materialising anything of size ``sum(counts)``: only
@@ -249,7 +249,7 @@ def number_objects(counts: np.ndarray, pairs: np.ndarray) -> Numbering:
         Number of local labels (= largest local ID) of each block.
     pairs : (E, 2) ndarray of uint64
         Provisional IDs that are the same object (from :func:`face_pairs`
-        or :func:`overlap_pairs`); duplicates and self-pairs are fine.
+        or :func:`iou_pairs`); duplicates and self-pairs are fine.
 
     Returns
     -------

@@ -20,21 +20,10 @@ def resolve_params(preset: str | SynthParams, voxel_size: Any = None, **override
     if voxel_size is not None:
         overrides["voxel_size"] = voxel_size
     if isinstance(preset, SynthParams):
-        return _preset_replace(preset, overrides)
+        return preset.updated(**overrides)
     if not isinstance(preset, str):
         raise InputError(f"`preset` must be a preset name or a SynthParams, got {type(preset).__name__}")
     return _preset(preset, **overrides)
-
-
-def _preset_replace(params: SynthParams, overrides: dict[str, Any]) -> SynthParams:
-    import dataclasses
-
-    unknown = sorted(set(overrides) - set(SynthParams.field_names()))
-    if unknown:
-        raise InputError(
-            f"unknown synthetic parameter(s) {', '.join(unknown)}; valid: {', '.join(SynthParams.field_names())}"
-        )
-    return dataclasses.replace(params, **overrides) if overrides else params
 
 
 def synthesize(

@@ -8,6 +8,7 @@ Intensities are in output units (grey values of the written image).
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -19,6 +20,9 @@ __all__ = ["DTYPES", "SynthParams"]
 DTYPES = ("uint8", "uint16", "float32")
 
 
+# Former names of fields, for a message that names the new one.
+_RENAMED = {"max_overlap": "max_intersection"}
+
 # name -> (low, high, low inclusive, high inclusive); None = unbounded
 _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "diameter_um": (0.0, None, False, True),
@@ -27,7 +31,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "irregularity": (0.0, 0.4, True, True),
     "axial_stretch": (0.0, 3.0, False, True),
     "volume_fraction": (0.0, 0.6, False, True),
-    "max_overlap": (0.0, 0.5, True, True),
+    "max_intersection": (0.0, 0.5, True, True),
     "regularity": (0.0, 1.0, True, True),
     "clustering": (0.0, 2.0, True, True),
     "cluster_scale_um": (0.0, None, False, True),
@@ -80,7 +84,7 @@ class SynthParams:
         at most one candidate sits near each site of a lattice whose spacing
         gives ``volume_fraction``, jittered by ``1 - regularity`` of a site;
         use 0.3-0.7 for crowded tissue, which RSA alone cannot reach.
-    max_overlap : float
+    max_intersection : float
         How deep two nuclei may interpenetrate along the line joining their
         centres, as a fraction of the smaller radius; deeper placements are
         rejected. Voxels in the shared part go to the nucleus whose surface
@@ -148,7 +152,7 @@ class SynthParams:
     irregularity: float = 0.06
     axial_stretch: float = 1.0
     volume_fraction: float = 0.1
-    max_overlap: float = 0.1
+    max_intersection: float = 0.1
     regularity: float = 0.0
     clustering: float = 0.0
     cluster_scale_um: float = 50.0
@@ -191,6 +195,18 @@ class SynthParams:
                 f"`diameter_um` ({self.diameter_um} µm) is smaller than one voxel ({smallest} µm); "
                 "use a smaller `voxel_size` or larger nuclei"
             )
+
+    def updated(self, **overrides: Any) -> SynthParams:
+        """These parameters with ``overrides`` (SynthParams fields) replaced, validated again."""
+        unknown = sorted(set(overrides) - set(self.field_names()))
+        if unknown:
+            renamed = [f"`{k}` is now `{_RENAMED[k]}`" for k in unknown if k in _RENAMED]
+            raise InputError(
+                f"unknown synthetic parameter(s) {', '.join(unknown)}"
+                + (f" ({'; '.join(renamed)})" if renamed else "")
+                + f"; valid: {', '.join(self.field_names())}"
+            )
+        return dataclasses.replace(self, **overrides) if overrides else self
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

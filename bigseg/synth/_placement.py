@@ -14,7 +14,7 @@ the candidates it needs without seeing the rest of the volume::
             └──────┴──────┴──────┘   the 26 neighbouring cells
 
 Each candidate has a random priority. It is accepted unless it overlaps
-(more than ``max_overlap``) a *higher-priority accepted* candidate: random
+(more than ``max_intersection``) a *higher-priority accepted* candidate: random
 sequential addition, a global rule whose answer for one candidate depends
 only on chains of strictly rising priority around it. :class:`Placement`
 follows those chains lazily, so every block gets the exact global answer
@@ -313,7 +313,7 @@ class Placement:
         ra = directional_radius(a, ia, u, irr)
         rb = directional_radius(b, ib, -u, irr)
         depth = ra + rb - dist
-        out[near] = (dist == 0) | (depth > self.params.max_overlap * np.minimum(ra, rb))
+        out[near] = (dist == 0) | (depth > self.params.max_intersection * np.minimum(ra, rb))
         return out
 
     def accepted(self, nid: int) -> bool:

@@ -1,6 +1,6 @@
 """A regular grid of blocks over a volume.
 
-Each block writes its core (``write_roi``) and reads the core plus a halo
+Each block writes its ``write_roi`` and reads it grown by a halo
 (``read_roi``), clipped to the volume::
 
       volume  ┌───────────────────────────────┐
@@ -43,7 +43,7 @@ class Block:
     read_roi : Roi
         ``write_roi`` grown by the halo, clipped to the volume.
     write_roi : Roi
-        The core this block owns and writes.
+        The part of the volume this block owns and writes.
     """
 
     index: tuple[int, ...]
@@ -52,7 +52,7 @@ class Block:
     write_roi: Roi
 
     @property
-    def core_in_read(self) -> tuple[slice, ...]:
+    def write_in_read(self) -> tuple[slice, ...]:
         """Slices of the write ROI within an array covering the read ROI."""
         return self.write_roi.relative_to(self.read_roi)
 

@@ -86,14 +86,19 @@ class Roi:
 class Halo:
     """Per-axis context, in voxels, read around a block's write ROI.
 
-    The halo must cover what the core depends on: the predictor's receptive
+    The halo must cover what the write ROI depends on: the predictor's receptive
     field and the radius of the largest nucleus (seeds flood that far).
     """
 
     shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", parse_shape(self.shape, name="halo", ndim=len(tuple(self.shape)), minimum=0))
+        if not isinstance(self.shape, (tuple, list)):
+            raise InputError(
+                f"Halo takes one value per axis, e.g. Halo((8, 8, 8)), got Halo({self.shape!r}); "
+                f"for the same value on every axis use Halo.of({self.shape!r})"
+            )
+        object.__setattr__(self, "shape", parse_shape(self.shape, name="halo", ndim=len(self.shape), minimum=0))
 
     @classmethod
     def of(cls, value: int | Iterable[int], ndim: int = 3) -> Halo:

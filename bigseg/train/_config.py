@@ -34,9 +34,9 @@ class LabelledPair:
 class TrainConfig:
     """Everything that determines a training run.
 
-    Lengths: ``patch_size`` in model voxels; ``voxel_size_um`` and
+    Lengths: ``patch_size`` in model voxels; ``voxel_size`` and
     ``diameter_um`` describe the model's scale (the synthetic nuclei are
-    ``diameter_um / voxel_size_um`` voxels across). ``init`` names a model
+    ``diameter_um / voxel_size`` voxels across). ``init`` names a model
     package (path or shipped name) whose weights the run starts from
     (fine-tuning); its architecture, head and scale must be the run's.
     ``tune_decoding`` chooses the card's decoding thresholds on synthetic
@@ -60,7 +60,7 @@ class TrainConfig:
     synthetic_fraction: float = 1.0
     preset_fraction: float = 0.0
     augment: AugmentLevel = "light"
-    voxel_size_um: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     diameter_um: float = 12.0
     pool_size: int = 16
     pool_volume: tuple[int, int, int] = (80, 80, 80)
@@ -120,8 +120,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
+        if "voxel_size_um" in d:  # checkpoints written before the one spelling `voxel_size`
+            d["voxel_size"] = d.pop("voxel_size_um")
         d["pairs"] = tuple(LabelledPair(**p) if isinstance(p, dict) else p for p in d.get("pairs", ()))
-        for key in ("patch_size", "voxel_size_um", "pool_volume", "infer_patch_size", "halo", "val_shape"):
+        for key in ("patch_size", "voxel_size", "pool_volume", "infer_patch_size", "halo", "val_shape"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

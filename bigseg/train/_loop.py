@@ -72,7 +72,7 @@ class _Batches(torch.utils.data.Dataset):
     def __init__(self, cfg: TrainConfig, volumes: VolumeSource | None) -> None:
         self.cfg = cfg
         self.volumes = volumes
-        self.synth_cfg = RandomNucleiConfig(diameter=cfg.diameter_um / (sum(cfg.voxel_size_um) / 3))
+        self.synth_cfg = RandomNucleiConfig(diameter=cfg.diameter_um / (sum(cfg.voxel_size) / 3))
         self.pool: SyntheticPool | None = None
         self.augment = Augmenter(cfg.augment)  # type: ignore[arg-type]
 
@@ -86,7 +86,7 @@ class _Batches(torch.utils.data.Dataset):
             if self.pool is None:
                 self.pool = SyntheticPool(
                     cfg.seed, cfg.pool_volume, cfg.pool_size, cfg.refresh_every, self.synth_cfg,
-                    preset_fraction=cfg.preset_fraction, model_voxel_size=cfg.voxel_size_um,
+                    preset_fraction=cfg.preset_fraction, model_voxel_size=cfg.voxel_size,
                     model_diameter=cfg.diameter_um,
                 )
             return self.pool
@@ -117,7 +117,7 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 def _validation_set(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """Fixed synthetic volumes (seeded apart from the training draws)."""
-    synth = RandomNucleiConfig(diameter=cfg.diameter_um / (sum(cfg.voxel_size_um) / 3))
+    synth = RandomNucleiConfig(diameter=cfg.diameter_um / (sum(cfg.voxel_size) / 3))
     return [random_nuclei(cfg.val_shape, seed=(cfg.seed, 3, i), config=synth) for i in range(cfg.val_volumes)]
 
 
@@ -167,7 +167,7 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
         name=cfg.name, architecture=cfg.architecture,  # type: ignore[arg-type]
         # All arguments, defaults included: the package must not depend on the registry's defaults.
         architecture_kwargs=full_kwargs(cfg.architecture, cfg.architecture_kwargs),
-        head=cfg.head, voxel_size_um=cfg.voxel_size_um, diameter_um=cfg.diameter_um,  # type: ignore[arg-type]
+        head=cfg.head, voxel_size=cfg.voxel_size, diameter_um=cfg.diameter_um,  # type: ignore[arg-type]
         patch_size=cfg.infer_patch_size, halo=cfg.halo,
         targets=TargetSpec(distance_alpha=DISTANCE_ALPHA, distance_beta=DISTANCE_BETA),
         decoding=DecodeParams(),
@@ -208,7 +208,7 @@ def train(
     if volumes is None and cfg.pairs:
         from bigseg.train._volumes import load_pair
 
-        volumes = VolumeSource(tuple(load_pair(p, model_voxel_size=cfg.voxel_size_um, model_diameter=cfg.diameter_um)
+        volumes = VolumeSource(tuple(load_pair(p, model_voxel_size=cfg.voxel_size, model_diameter=cfg.diameter_um)
                                      for p in cfg.pairs))
     net = build_network(cfg.architecture, cfg.head, cfg.architecture_kwargs)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -292,11 +292,11 @@ def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
             f"{json.dumps(theirs[1])}; this run builds {cfg.architecture!r} / {cfg.head!r} with {json.dumps(ours[1])}. "
             f"Pass --architecture {card.architecture} --head {card.head} --arch-kwargs '{json.dumps(theirs[1])}'"
         )
-    scale = (tuple(card.voxel_size_um), float(card.diameter_um))
-    if scale != (tuple(cfg.voxel_size_um), float(cfg.diameter_um)):
+    scale = (tuple(card.voxel_size), float(card.diameter_um))
+    if scale != (tuple(cfg.voxel_size), float(cfg.diameter_um)):
         raise InputError(
-            f"--init {cfg.init!r} was trained at nuclei {card.diameter_um} µm across in {card.voxel_size_um} µm "
-            f"voxels; this run's scale is {cfg.diameter_um} µm in {cfg.voxel_size_um} µm voxels. "
+            f"--init {cfg.init!r} was trained at nuclei {card.diameter_um} µm across in {card.voxel_size} µm "
+            f"voxels; this run's scale is {cfg.diameter_um} µm in {cfg.voxel_size} µm voxels. "
             f"Pass --model-diameter {card.diameter_um} (and the same model voxel size) to fine-tune it"
         )
     net.load_state_dict(loaded.network.state_dict())

@@ -158,3 +158,15 @@ def test_failed_block_is_reported_and_output_stays_incomplete(small, tmp_path, m
         run(small, tmp_path / "out.zarr", block_shape=(16, 16, 16), halo=(2, 2, 2))
     assert not is_complete(tmp_path / "out.zarr")
     assert not is_complete(tmp_path / "out.zarr" / "labels" / "nuclei")
+
+
+def test_a_halo_smaller_than_the_predictor_needs_is_refused(small, tmp_path):
+    from bigseg.pipeline._plan import required_halo
+    from bigseg.predict import ClassicalSpec
+
+    need = required_halo(ClassicalSpec((1.0, 1.0, 1.0), 10.0))
+    small_halo = (need[0] - 1, need[1], need[2])
+    with pytest.raises(InputError, match=rf"`halo` \({small_halo[0]}, .*smaller than the predictor needs: at least "
+                                         rf"\({need[0]}, {need[1]}, {need[2]}\).*--halo {need[0]} {need[1]} {need[2]}"):
+        run(small, tmp_path / "out.zarr", halo=small_halo)
+    assert not (tmp_path / "out.zarr").exists()

@@ -77,7 +77,7 @@ def test_object_table_matches_whole_volume_measurement(balls, tmp_path):
     np.testing.assert_allclose(order["volume_um3"], props["area"] * 1.0)
 
 
-def test_overlap_path_neither_splits_nor_merges_across_borders(tmp_path):
+def test_iou_path_neither_splits_nor_merges_across_borders(tmp_path):
     # Block faces at 32 (z, y, x). Balls centred on faces, an edge and a corner are each one
     # nucleus; pairs of separate balls touching each other across a face stay two.
     shape = (64, 64, 64)
@@ -92,7 +92,7 @@ def test_overlap_path_neither_splits_nor_merges_across_borders(tmp_path):
     src = tmp_path / "in.zarr"
     write_image(src, image)
     # seed_distance 0.6 keeps the touching pairs apart in the decoder itself (not under test here).
-    opts = dict(stitch="overlap", min_volume_um3=20, seed_distance=0.6)
+    opts = dict(stitch="iou", min_volume_um3=20, seed_distance=0.6)
     result = run(src, tmp_path / "out.zarr", block_shape=(32, 32, 32), **opts)
     labels = read_labels(result.output)
     assert result.n_objects == len(centres)

@@ -20,7 +20,7 @@ def test_maps_of_each_core_equal_whole_volume_maps():
     stitched = np.zeros_like(whole)
     for b in grid.blocks():
         maps = pred.predict(image[b.read_roi.to_slices()], offset=b.read_roi.offset)
-        stitched[(slice(None), *b.write_roi.to_slices())] = maps[(slice(None), *b.core_in_read)]
+        stitched[(slice(None), *b.write_roi.to_slices())] = maps[(slice(None), *b.write_in_read)]
     np.testing.assert_allclose(stitched, whole, atol=1e-5)  # float32 summation order only
 
 

@@ -90,7 +90,7 @@ def _edit_card(path: Path, **changes) -> None:
         ({"architecture": "vnet"}, r"(?s)card.json: invalid model card.*field `architecture`.*got 'vnet'"),
         ({"head": None}, r"field `head`: Field required"),
         ({"patch_size": [64, 64]}, r"field `patch_size`.*must have 3 values"),
-        ({"voxel_size_um": [1, 0, 1]}, r"field `voxel_size_um`.*must be 3 finite numbers > 0"),
+        ({"voxel_size": [1, 0, 1]}, r"field `voxel_size`.*must be 3 finite numbers > 0"),
         ({"decoding": {"seed_foreground": 1.5}}, r"field `decoding`.*seed_foreground.*must be in \[0, 1\], got 1.5"),
         ({"decoding": {"seed_contour": "low"}}, r"field `decoding.seed_contour`.*valid number"),
         ({"decoding": {"min_volume_um3": 5.0}}, r"field `decoding`.*min_volume_um3 is not a property of the model"),
@@ -103,6 +103,19 @@ def test_invalid_card_fields_are_named(tmp_path: Path, changes: dict, match: str
     _edit_card(path, **changes)
     with pytest.raises(ModelPackageError, match=match):
         load_model_package(path)
+
+
+def test_card_of_an_earlier_release_still_loads() -> None:
+    """Cards written before the one spelling `voxel_size` say `voxel_size_um`; a DecodingDefaults-era
+    `decoding` section (five thresholds) reads as a DecodeParams."""
+    raw = json.loads(_card().to_json())
+    raw["voxel_size_um"] = raw.pop("voxel_size")
+    raw["voxel_size_um"] = [2.0, 0.5, 0.5]
+    raw["decoding"] = {"seed_foreground": 0.8, "seed_contour": 0.7, "seed_distance": 0.0, "mask_foreground": 0.3,
+                       "mask_distance": -1.0}
+    card = parse_card(json.dumps(raw), "old/card.json")
+    assert card.voxel_size == (2.0, 0.5, 0.5) and card.decoding.seed_contour == 0.7
+    assert '"voxel_size": [' in card.to_json() and "voxel_size_um" not in card.to_json()
 
 
 def test_card_that_is_not_json() -> None:

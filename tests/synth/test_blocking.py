@@ -17,7 +17,7 @@ from bigseg.tiling import Grid, Halo
 # stripes, attenuation, PSF and Poisson-Gaussian noise, anisotropic voxels
 ALL_ON = SynthParams(
     voxel_size=(1.0, 0.5, 0.5), diameter_um=6.0, diameter_cv=0.2, axis_sd=0.2, irregularity=0.15,
-    volume_fraction=0.25, max_overlap=0.3, clustering=0.8, cluster_scale_um=15.0, texture=0.4,
+    volume_fraction=0.25, max_intersection=0.3, clustering=0.8, cluster_scale_um=15.0, texture=0.4,
     envelope=50.0, background_texture=0.3, haze=0.2, haze_sigma_um=(4.0, 3.0, 3.0), blob_fraction=0.5,
     stripes=0.4, stripe_period_um=6.0, attenuation_um=40.0, photons_per_unit=0.3, dtype="float32",
 )

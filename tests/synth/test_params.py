@@ -32,6 +32,8 @@ def test_unknown_field_lists_valid_fields() -> None:
         preset("dense", diameter=3)
     with pytest.raises(InputError, match="unknown synthetic parameter"):
         synthesize((8, 8, 8), preset=PRESETS["dense"], nuclei=3)
+    with pytest.raises(InputError, match=r"max_overlap \(`max_overlap` is now `max_intersection`\)"):
+        synthesize((8, 8, 8), preset="dense", max_overlap=0.1)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +41,7 @@ def test_unknown_field_lists_valid_fields() -> None:
     [
         ({"volume_fraction": 0.0}, r"`volume_fraction` must be in \(0, 0.6\], got 0.0"),
         ({"volume_fraction": 0.9}, r"`volume_fraction` must be in \(0, 0.6\], got 0.9"),
-        ({"max_overlap": -0.1}, r"`max_overlap` must be in \[0, 0.5\]"),
+        ({"max_intersection": -0.1}, r"`max_intersection` must be in \[0, 0.5\]"),
         ({"diameter_um": "big"}, r"`diameter_um` must be a number, got 'big'"),
         ({"intensity_cv": float("nan")}, r"`intensity_cv` must be in \[0, 1\], got nan"),
         ({"voxel_size": (1, 1)}, r"`voxel_size` must be 3 numbers \(z, y, x\) in µm, got 2"),

@@ -20,10 +20,10 @@ def test_sparse_statistics_match_the_parameters() -> None:
     vs, d, vf = (0.75, 0.75, 0.75), 6.0, 0.03
     shape = (64, 128, 256)
     _, labels = synthesize(shape, preset=SynthParams(voxel_size=vs, diameter_um=d, volume_fraction=vf,
-                                                     max_overlap=0.0, **PLAIN), seed=0)
+                                                     max_intersection=0.0, **PLAIN), seed=0)
     st = truth_stats(labels, vs, exclude_border=True)
     # candidates: vf / E[nucleus volume] per µm³, over the volume grown by one diameter (cut
-    # nuclei count too); random sequential addition with max_overlap=0 keeps about
+    # nuclei count too); random sequential addition with max_intersection=0 keeps about
     # exp(-4 vf) of them (excluded volume 8x a nucleus, half of the neighbours rank higher)
     mean_vol = math.pi / 6 * d**3 * (1 + 0.12**2) ** 3
     expected = vf / mean_vol * math.prod(s * v + d for s, v in zip(shape, vs)) * math.exp(-4 * vf)
@@ -33,12 +33,12 @@ def test_sparse_statistics_match_the_parameters() -> None:
     assert st["median_diameter_um"] == pytest.approx(d, rel=0.06)
     diam = st["diameters_um"]
     assert diam.std() / diam.mean() == pytest.approx(0.12, abs=0.03)
-    assert st["touching_fraction"] <= 0.1  # max_overlap=0: at most grazing contacts
+    assert st["touching_fraction"] <= 0.1  # max_intersection=0: at most grazing contacts
 
 
 def test_crowded_tissue_touches() -> None:
     vs = (0.5, 0.5, 0.5)
-    p = SynthParams(voxel_size=vs, diameter_um=6.0, volume_fraction=0.4, max_overlap=0.25, regularity=0.6, **PLAIN)
+    p = SynthParams(voxel_size=vs, diameter_um=6.0, volume_fraction=0.4, max_intersection=0.25, regularity=0.6, **PLAIN)
     _, labels = synthesize((64, 96, 96), preset=p, seed=1)
     st = truth_stats(labels, vs, exclude_border=True)
     assert st["touching_fraction"] >= 0.6
@@ -60,7 +60,7 @@ def test_clustering_makes_density_uneven() -> None:
 
 def test_labels_are_exact() -> None:
     vs = (0.5, 0.5, 0.5)
-    p = SynthParams(voxel_size=vs, diameter_um=6.0, volume_fraction=0.35, max_overlap=0.3, regularity=0.5,
+    p = SynthParams(voxel_size=vs, diameter_um=6.0, volume_fraction=0.35, max_intersection=0.3, regularity=0.5,
                     axis_sd=0.2, irregularity=0.2)
     shape = (48, 64, 64)
     _, labels = synthesize(shape, preset=p, seed=2)

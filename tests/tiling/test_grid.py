@@ -37,7 +37,7 @@ def test_edge_blocks_and_linear_index():
     last = grid.block((1, 0, 0))
     assert last.write_roi == Roi((64, 0, 0), (36, 10, 10))
     assert last.read_roi == Roi((56, 0, 0), (44, 10, 10))
-    assert last.core_in_read == (slice(8, 44), slice(0, 10), slice(0, 10))
+    assert last.write_in_read == (slice(8, 44), slice(0, 10), slice(0, 10))
     assert [b.index for b in grid.blocks_touching(Roi((60, 0, 0), (10, 1, 1)))] == [(0, 0, 0), (1, 0, 0)]
 
 
@@ -50,3 +50,9 @@ def test_bad_shapes_name_the_value():
         Grid((8, 8, 8), (4, 4, 4), Halo((0, 0, 0))).block((2, 0, 0))
     with pytest.raises(InputError, match=">= 0"):
         Roi((0, 0, 0), (1, -1, 1))
+
+
+def test_halo_of_one_int_says_how_to_write_it():
+    with pytest.raises(InputError, match=r"Halo takes one value per axis, e.g. Halo\(\(8, 8, 8\)\), got Halo\(8\).*Halo.of\(8\)"):
+        Halo(8)  # type: ignore[arg-type]
+    assert Halo.of(8) == Halo((8, 8, 8))

@@ -1,4 +1,4 @@
-"""Overlap path: match objects of neighbouring blocks on the region where their read ROIs intersect.
+"""The ``iou`` stitch path: match objects of neighbouring blocks on the region where their read ROIs intersect.
 
 For decoders without global seeds each block labels its whole read ROI on
 its own. Two face neighbours both see the region where their read ROIs
@@ -25,14 +25,14 @@ import numpy as np
 from bigseg.errors import InputError
 from bigseg.tiling import Block, Roi
 
-__all__ = ["overlap_pairs", "read_roi_overlap"]
+__all__ = ["iou_pairs", "shared_read_roi"]
 
 
-def read_roi_overlap(block_a: Block, block_b: Block) -> Roi | None:
+def shared_read_roi(block_a: Block, block_b: Block) -> Roi | None:
     """The intersection of two blocks' read ROIs if they share a face, else ``None``.
 
     Raises :class:`~bigseg.errors.InputError` for face neighbours whose read
-    ROIs do not intersect (a zero halo): the overlap path needs a halo.
+    ROIs do not intersect (a zero halo): the iou stitch path needs a halo.
     """
     diff = [abs(i - j) for i, j in zip(block_a.index, block_b.index)]
     if sorted(diff) != [0] * (len(diff) - 1) + [1]:
@@ -41,7 +41,7 @@ def read_roi_overlap(block_a: Block, block_b: Block) -> Roi | None:
     if roi.empty:
         raise InputError(
             f"the read ROIs of face neighbours {block_a.index} and {block_b.index} do not intersect "
-            f"({block_a.read_roi} vs {block_b.read_roi}); the overlap path needs a halo of at least 1 voxel "
+            f"({block_a.read_roi} vs {block_b.read_roi}); the iou stitch path needs a halo of at least 1 voxel "
             "(typically the largest nucleus radius)"
         )
     return roi
@@ -57,14 +57,14 @@ def _best_partner(first: np.ndarray, second: np.ndarray, iou: np.ndarray) -> np.
     return is_best
 
 
-def overlap_pairs(a: np.ndarray, b: np.ndarray, *, min_iou: float = 0.5) -> np.ndarray:
+def iou_pairs(a: np.ndarray, b: np.ndarray, *, min_iou: float = 0.5) -> np.ndarray:
     """Mutual-best IoU matches between two labelings of the same region.
 
     Parameters
     ----------
     a, b : (Z, Y, X) ndarray of uint64
         Provisional IDs of two neighbouring blocks, both cut to the region
-        where their read ROIs intersect (:func:`read_roi_overlap`); 0 is
+        where their read ROIs intersect (:func:`shared_read_roi`); 0 is
         background.
     min_iou : float, default 0.5
         Smallest IoU that merges, in ``[0, 1]``. Above 0.5 a match is always

@@ -11,9 +11,9 @@ from bigseg.errors import InputError
 from bigseg.stitch import (
     face_neighbours,
     number_objects,
-    overlap_pairs,
+    iou_pairs,
     provisional_ids,
-    read_roi_overlap,
+    shared_read_roi,
 )
 from bigseg.tiling import Grid
 
@@ -37,19 +37,19 @@ def decode(gt: np.ndarray, grid: Grid) -> dict[int, np.ndarray]:
 
 
 def stitch(block_labels: dict[int, np.ndarray], grid: Grid, min_iou: float = 0.5) -> np.ndarray:
-    """The pipeline loop of the overlap path, serially: pairs on every face neighbour, number, write cores."""
+    """The pipeline loop of the iou stitch path, serially: pairs on every face neighbour, number, write the write ROIs."""
     prov = {b: provisional_ids(lab, b) for b, lab in block_labels.items()}
     counts = np.array([int(block_labels[b].max()) for b in range(grid.n_blocks)])
     pairs = [np.zeros((0, 2), np.uint64)]
     for lo, hi, _ in face_neighbours(grid):
-        roi = read_roi_overlap(lo, hi)
+        roi = shared_read_roi(lo, hi)
         assert roi is not None
         a, b = prov[lo.linear][roi.relative_to(lo.read_roi)], prov[hi.linear][roi.relative_to(hi.read_roi)]
-        pairs.append(overlap_pairs(a, b, min_iou=min_iou))
+        pairs.append(iou_pairs(a, b, min_iou=min_iou))
     numbering = number_objects(counts, np.concatenate(pairs))
     out = np.zeros(grid.volume_shape, np.uint32)
     for blk in grid.blocks():
-        out[blk.write_roi.to_slices()] = numbering.subset([blk.linear]).to_final(prov[blk.linear][blk.core_in_read])
+        out[blk.write_roi.to_slices()] = numbering.subset([blk.linear]).to_final(prov[blk.linear][blk.write_in_read])
     return out
 
 
@@ -109,32 +109,32 @@ def test_contact_without_overlap_never_pairs() -> None:
     b = np.zeros_like(a)
     a[:, :, :4] = 11
     b[:, :, 4:] = 22
-    assert overlap_pairs(a, b, min_iou=0.0).shape == (0, 2)
+    assert iou_pairs(a, b, min_iou=0.0).shape == (0, 2)
 
 
-def test_overlap_pairs_iou_uses_region_voxels_and_mutual_best() -> None:
+def test_iou_pairs_iou_uses_region_voxels_and_mutual_best() -> None:
     a = np.zeros((1, 1, 10), np.uint64)
     b = np.zeros_like(a)
     a[..., 0:6] = 1  # a1: 6 voxels
     a[..., 6:10] = 2  # a2: 4 voxels
     b[..., 2:10] = 5  # b5: 8 voxels; IoU(a1, b5) = 4 / 10, IoU(a2, b5) = 4 / 8
-    assert overlap_pairs(a, b, min_iou=0.5).tolist() == [[2, 5]]
-    assert overlap_pairs(a, b, min_iou=0.51).tolist() == []
+    assert iou_pairs(a, b, min_iou=0.5).tolist() == [[2, 5]]
+    assert iou_pairs(a, b, min_iou=0.51).tolist() == []
 
 
-def test_overlap_pairs_rejects_bad_input() -> None:
+def test_iou_pairs_rejects_bad_input() -> None:
     with pytest.raises(InputError, match=r"`a` \(shape \(2, 2, 2\)\) must have the same shape as `b`"):
-        overlap_pairs(np.zeros((2, 2, 2), np.uint64), np.zeros((2, 2, 3), np.uint64))
+        iou_pairs(np.zeros((2, 2, 2), np.uint64), np.zeros((2, 2, 3), np.uint64))
     with pytest.raises(InputError, match=r"`min_iou` must be in \[0, 1\], got 1.5"):
-        overlap_pairs(np.zeros((2, 2, 2), np.uint64), np.zeros((2, 2, 2), np.uint64), min_iou=1.5)
+        iou_pairs(np.zeros((2, 2, 2), np.uint64), np.zeros((2, 2, 2), np.uint64), min_iou=1.5)
 
 
-def test_read_roi_overlap() -> None:
+def test_shared_read_roi() -> None:
     grid = Grid((20, 20, 20), (10, 10, 10), (2, 2, 2))
-    roi = read_roi_overlap(grid.block((0, 0, 0)), grid.block((0, 1, 0)))
+    roi = shared_read_roi(grid.block((0, 0, 0)), grid.block((0, 1, 0)))
     assert roi is not None and roi.offset == (0, 8, 0) and roi.shape == (12, 4, 12)
-    assert read_roi_overlap(grid.block((0, 0, 0)), grid.block((0, 1, 1))) is None  # edge neighbours
-    assert read_roi_overlap(grid.block((0, 0, 0)), grid.block((0, 0, 0))) is None
+    assert shared_read_roi(grid.block((0, 0, 0)), grid.block((0, 1, 1))) is None  # edge neighbours
+    assert shared_read_roi(grid.block((0, 0, 0)), grid.block((0, 0, 0))) is None
     no_halo = Grid((20, 20, 20), (10, 10, 10), (0, 0, 0))
-    with pytest.raises(InputError, match="the overlap path needs a halo of at least 1 voxel"):
-        read_roi_overlap(no_halo.block((0, 0, 0)), no_halo.block((1, 0, 0)))
+    with pytest.raises(InputError, match="the iou stitch path needs a halo of at least 1 voxel"):
+        shared_read_roi(no_halo.block((0, 0, 0)), no_halo.block((1, 0, 0)))
