@@ -12,6 +12,7 @@ __all__ = [
     "BigsegError",
     "BlockFailedError",
     "InputError",
+    "MissingVoxelSizeError",
     "ModelPackageError",
     "OutputExistsError",
     "VolumeNotFoundError",
@@ -24,6 +25,10 @@ class BigsegError(Exception):
 
 class InputError(BigsegError, ValueError):
     """An argument, file or volume is not what bigseg can work with."""
+
+
+class MissingVoxelSizeError(InputError):
+    """The input records no voxel size and none was given."""
 
 
 class VolumeNotFoundError(BigsegError, FileNotFoundError):

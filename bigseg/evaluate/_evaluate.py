@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from bigseg.errors import InputError
+from bigseg.errors import InputError, MissingVoxelSizeError
 from bigseg.evaluate._contingency import Contingency, check_labels, contingency_block
 from bigseg.evaluate._result import DEFAULT_THRESHOLDS, EvaluationResult, parse_thresholds, score
 from bigseg.pipeline import BlockRunner
@@ -77,9 +77,8 @@ def _open_path(url: str, name: str, voxel_size: Sequence[float] | None) -> _Sour
 
     try:
         return _open(open_volume(url, voxel_size=voxel_size), name, voxel_size)
-    except InputError as exc:
-        if voxel_size is not None or "no voxel size" not in str(exc):
-            raise
+    except MissingVoxelSizeError:  # only without voxel_size: a placeholder follows
+        pass
     # open_volume insists on a voxel size; any placeholder works, and the source is
     # recorded as having none, so there is nothing to compare.
     src = _open(open_volume(url, voxel_size=(1.0, 1.0, 1.0)), name, None)

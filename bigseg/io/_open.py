@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import zarr
 
-from bigseg.errors import InputError, VolumeNotFoundError
+from bigseg.errors import InputError, MissingVoxelSizeError, VolumeNotFoundError
 from bigseg.io._ngff import Multiscale, ngff_body, parse_multiscale
 from bigseg.io._store import join_url, make_store, normalize_url, path_exists
 from bigseg.io._tiff import inspect_tiff
@@ -263,7 +263,7 @@ def _level_voxel_sizes(
     """µm per level: metadata, else scaled from the chosen level by the shape ratio."""
     ref = override or meta[level]
     if ref is None:
-        raise InputError(
+        raise MissingVoxelSizeError(
             f"no voxel size recorded in {url!r}; pass voxel_size=(z, y, x) in µm (CLI: --voxel-size Z Y X)"
         )
     if override is not None:

@@ -104,13 +104,18 @@ def make_store(url: str, storage_options: Mapping[str, Any] | None = None, *, re
 
 
 def path_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """Whether anything (file or folder) exists at ``url``."""
+    """Whether anything (file or folder) exists at ``url``.
+
+    Only "not found" answers False: any other error (no permission, no network, bad
+    credentials) is raised, since treating it as "nothing there" could skip the
+    overwrite guard or misreport the input.
+    """
     if is_local(url):
         return local_path(url).exists()
     fs, path = get_fs(url, storage_options)
     try:
         return bool(fs.exists(path))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return False
 
 
@@ -163,7 +168,7 @@ def _listing(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
     fs, path = get_fs(url, storage_options)
     try:
         return sorted(str(n).rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(path, detail=False))
-    except (OSError, ValueError):
+    except FileNotFoundError:  # nothing there; any other error is real and raised
         return []
 
 

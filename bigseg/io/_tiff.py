@@ -113,11 +113,16 @@ def _ome_voxel_size(tif: Any, series: int) -> tuple[float, float, float] | None:
         return None
     attrs = pixels[series].attrib
     try:
-        return tuple(  # type: ignore[return-value]
-            float(attrs[f"PhysicalSize{a}"]) * unit_to_um(attrs.get(f"PhysicalSize{a}Unit", "µm")) for a in "ZYX"
-        )
-    except (KeyError, ValueError, InputError):
+        sizes = [float(attrs[f"PhysicalSize{a}"]) for a in "ZYX"]
+    except (KeyError, ValueError):
         return None
+    try:
+        scales = [unit_to_um(attrs.get(f"PhysicalSize{a}Unit", "µm")) for a in "ZYX"]
+    except InputError as exc:
+        log.warning("TIFF %s: OME physical-size unit not understood (%s); voxel size not taken from it",
+                    tif.filename, exc)
+        return None
+    return tuple(s * f for s, f in zip(sizes, scales))  # type: ignore[return-value]
 
 
 def _imagej_voxel_size(tif: Any) -> tuple[float, float, float] | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from bigseg.errors import InputError
+from bigseg.errors import InputError, MissingVoxelSizeError
 from bigseg.io import open_volume
 from bigseg.tiling import Roi
 
@@ -81,3 +81,14 @@ def test_tiff_level_out_of_range(tmp_path, stack):
     tifffile.imwrite(path, stack)
     with pytest.raises(InputError, match=r"has 1 resolution level\(s\), got level=1"):
         open_volume(path, level=1, voxel_size=(1, 1, 1))
+
+
+def test_ome_tiff_unknown_unit_warns_and_asks_for_the_voxel_size(tmp_path, stack, caplog):
+    path = tmp_path / "furlong.ome.tif"
+    meta = {"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeZUnit": "furlong", "PhysicalSizeY": 0.3, "PhysicalSizeX": 0.3}
+    tifffile.imwrite(path, stack, ome=True, metadata=meta)
+    with caplog.at_level("WARNING", logger="bigseg"):
+        with pytest.raises(MissingVoxelSizeError, match=r"no voxel size recorded.*--voxel-size"):
+            open_volume(path)
+    assert "OME physical-size unit not understood" in caplog.text and "furlong" in caplog.text
+    assert open_volume(path, voxel_size=(2, 0.3, 0.3)).voxel_size == (2.0, 0.3, 0.3)
