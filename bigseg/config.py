@@ -98,7 +98,12 @@ class SegmentConfig(BaseModel):
         "(tcp://host:8786) or the path of a scheduler file.",
     )
     n_workers: int | None = Field(None, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
+    threads_per_worker: int = Field(1, ge=1, description="Dask threads per worker of the embedded cluster.")
+    task_threads: int | None = Field(
+        None, ge=1,
+        description="Torch and BLAS threads of each task on the embedded cluster (default: the cores left "
+        "after one per Dask thread); workers × threads_per_worker × task_threads ≤ cores.",
+    )
     memory_limit: str = "auto"
     window: int | None = Field(None, ge=1, description="Most block tasks in flight (default 2 per worker thread).")
     gpu_resources: bool = Field(False, description="Ask for resources={'GPU': 1} for inference tasks.")

@@ -12,11 +12,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from bigseg.pipeline._executor import BlockRunner, open_client
+from bigseg.pipeline._workers import (
+    WorkerLayout,
+    local_layout,
+    worker_config,
+    worker_environ,
+    worker_settings,
+)
 
 if TYPE_CHECKING:
     from bigseg.pipeline._segment import SegmentResult, decode, segment
 
-__all__ = ["BlockRunner", "SegmentResult", "decode", "open_client", "segment"]
+__all__ = [
+    "BlockRunner",
+    "SegmentResult",
+    "WorkerLayout",
+    "decode",
+    "local_layout",
+    "open_client",
+    "segment",
+    "worker_config",
+    "worker_environ",
+    "worker_settings",
+]
 
 _LAZY = ("SegmentResult", "decode", "segment")
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from bigseg.config import parse_scheduler
 from bigseg.errors import BigsegError, BlockFailedError, InputError
+from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config
 
 __all__ = ["BlockRunner", "open_client"]
 
@@ -190,29 +191,34 @@ def _failure(stage: str, item: Any, exc: BaseException) -> BigsegError:
 
 @contextmanager
 def open_client(
-    scheduler: str, *, n_workers: int | None, threads_per_worker: int, memory_limit: str
+    scheduler: str,
+    *,
+    n_workers: int | None,
+    threads_per_worker: int,
+    memory_limit: str,
+    task_threads: int | None = None,
 ) -> Iterator[Any]:
     """Yield a Dask client for ``scheduler`` ('local', an address or a scheduler file), or None for 'sync'.
 
-    ``scheduler`` is checked by :func:`bigseg.config.parse_scheduler`.
+    ``scheduler`` is checked by :func:`bigseg.config.parse_scheduler`. 'local' starts an embedded
+    LocalCluster laid out by :func:`local_layout`, its workers in :func:`worker_environ` (memory
+    trimming, thread counts).
     """
     scheduler = parse_scheduler(scheduler)
     if scheduler == "sync":
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     # Importing distributed configures its loggers at INFO; follow bigseg's level instead.
     quiet = max(logging.getLogger("bigseg").getEffectiveLevel(), logging.INFO)
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker"):
         logging.getLogger(name).setLevel(quiet)
     if scheduler == "local":
-        workers = n_workers or max(1, (os.cpu_count() or 1) // threads_per_worker)
-        with LocalCluster(
-            n_workers=workers, threads_per_worker=threads_per_worker, memory_limit=memory_limit,
-            processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=quiet,
-        ) as cluster, Client(cluster) as client:
-            logger.info("local Dask cluster: %d workers, dashboard %s", workers, client.dashboard_link)
+        layout = local_layout(n_workers, threads_per_worker, task_threads)
+        with _local_cluster(layout, memory_limit, quiet) as cluster, Client(cluster) as client:
+            logger.info("local Dask cluster: %d workers × %d threads × %d task threads, dashboard %s",
+                        layout.n_workers, layout.threads_per_worker, layout.task_threads, client.dashboard_link)
             yield client
         return
     if os.path.isfile(scheduler):
@@ -221,3 +227,15 @@ def open_client(
         return
     with Client(scheduler) as client:
         yield client
+
+
+def _local_cluster(layout: WorkerLayout, memory_limit: str, quiet: int) -> Any:
+    import dask
+    from distributed import LocalCluster
+
+    # The Nanny reads its workers' environment when it starts them, inside this block.
+    with dask.config.set(worker_config(layout.task_threads)):
+        return LocalCluster(
+            n_workers=layout.n_workers, threads_per_worker=layout.threads_per_worker, memory_limit=memory_limit,
+            processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=quiet,
+        )

@@ -149,10 +149,31 @@ def _halo(cfg: SegmentConfig, spec: PredictorSpec, diameter_um: float, voxel_siz
     return tuple(cfg.halo)
 
 
-def make_plan(cfg: SegmentConfig, volume: Volume) -> Plan:
-    """Choose the predictor, decode thresholds, halo and grid for ``volume``."""
-    cfg, estimate, model_norm = _resolve_diameter(cfg, volume)
-    spec, norm, defaults, diameter = _predictor(cfg, volume, model_norm)
+def _given_predictor(
+    cfg: SegmentConfig, volume: Volume, spec: PredictorSpec
+) -> tuple[SegmentConfig, PredictorSpec, Normalization, DecodeParams, float]:
+    """A predictor given by the caller: the config's diameter (or the default); a model's own
+    normalisation and thresholds, default ones for others."""
+    cfg, _, _ = _resolve_diameter(cfg.model_copy(update={"predictor": "classical"}), volume)
+    diameter = cfg.diameter_um if isinstance(cfg.diameter_um, float) else DEFAULT_DIAMETER_UM
+    if isinstance(spec, ModelSpec):
+        card = load_model_package(spec.model).card
+        norm = estimate_normalization(volume, percentiles=card.input.percentiles)
+        return cfg, spec, norm, card.decoding, diameter
+    return cfg, spec, estimate_normalization(volume), DecodeParams(), diameter
+
+
+def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | None = None) -> Plan:
+    """Choose the predictor, decode thresholds, halo and grid for ``volume``.
+
+    ``predictor`` replaces the config's predictor (a custom or simulated one).
+    """
+    estimate = None
+    if predictor is not None:
+        cfg, spec, norm, defaults, diameter = _given_predictor(cfg, volume, predictor)
+    else:
+        cfg, estimate, model_norm = _resolve_diameter(cfg, volume)
+        spec, norm, defaults, diameter = _predictor(cfg, volume, model_norm)
     params = decode_params(cfg, defaults, diameter)
     halo = _halo(cfg, spec, diameter, volume.voxel_size)
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))

@@ -56,6 +56,7 @@ from bigseg.pipeline._tasks import (
     relabel_task,
     seed_pairs_task,
 )
+from bigseg.predict import PredictorSpec
 from bigseg.stitch import Renumbering, number_objects
 from bigseg.decode import DecodeParams
 from bigseg.tiling import Grid, Halo
@@ -109,6 +110,7 @@ def segment(
     client: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
     on_cluster: Callable[[str | None], None] | None = None,
+    predictor_spec: PredictorSpec | None = None,
     **options: Any,
 ) -> SegmentResult:
     """Segment every nucleus of a 3D image into one consistent label volume.
@@ -129,6 +131,10 @@ def segment(
         ``progress(stage, done, total)`` after each block.
     on_cluster : callable, optional
         Called once the cluster is up, with its dashboard link (None in-process).
+    predictor_spec : PredictorSpec, optional
+        A predictor of your own (or :class:`bigseg.predict.SimulatedSpec`) instead of the
+        config's; decoding uses a model spec's card thresholds, default ones otherwise,
+        unless the config sets them.
     **options
         Any :class:`~bigseg.config.SegmentConfig` field.
 
@@ -140,7 +146,7 @@ def segment(
     in_url, out_url = normalize_url(input), normalize_url(output)
     check_output_location(in_url, out_url)
     volume = open_volume(in_url, level=cfg.level, channel=cfg.channel, voxel_size=cfg.voxel_size)
-    plan = make_plan(cfg, volume)
+    plan = make_plan(cfg, volume, predictor_spec)
     logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
     image, labels, maps = _create_outputs(cfg, volume, plan.grid, out_url)
     scratch = Scratch(join_url(out_url, ".bigseg-work"), plan.grid)
@@ -163,7 +169,7 @@ class _runner:
             cfg = self.cfg
             self._cm = open_client(
                 cfg.scheduler, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
-                memory_limit=cfg.memory_limit,
+                memory_limit=cfg.memory_limit, task_threads=cfg.task_threads,
             )
             client = self._cm.__enter__()
         if self.on_cluster is not None:

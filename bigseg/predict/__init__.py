@@ -7,6 +7,7 @@ model first among them.
 
 from bigseg.predict._card import Architecture, Head, ModelCard, Provenance, TargetSpec
 from bigseg.predict._classical import ClassicalPredictor, ClassicalSpec
+from bigseg.predict._device import busy_fraction, device_intervals, device_use, reset_device_intervals
 from bigseg.predict._model import (
     ModelPredictor,
     ModelSpec,
@@ -33,6 +34,7 @@ from bigseg.predict._package import (
 from bigseg.predict._protocol import Predictor, PredictorSpec
 from bigseg.predict._registry import get_predictor
 from bigseg.predict._scale import ScaleMap
+from bigseg.predict._simulated import SimulatedPredictor, SimulatedSpec
 from bigseg.predict._sliding import sliding_window
 
 __all__ = [
@@ -52,16 +54,22 @@ __all__ = [
     "PredictorSpec",
     "Provenance",
     "ScaleMap",
+    "SimulatedPredictor",
+    "SimulatedSpec",
     "TargetSpec",
     "activate",
     "available_models",
     "build_network",
+    "busy_fraction",
     "default_model_spec",
+    "device_intervals",
+    "device_use",
     "estimate_normalization",
     "full_kwargs",
     "get_predictor",
     "load_model_package",
     "patch_divisor",
+    "reset_device_intervals",
     "resolve_model",
     "save_model_package",
     "semantic_to_bcd",

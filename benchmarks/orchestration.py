@@ -1,0 +1,157 @@
+"""What a Dask cluster costs against one process: cluster efficiency and per-block task overhead.
+
+One synthetic volume (default 96×256×256, nuclei of 8 µm at 1 µm voxels) in blocks of 32×64×64,
+the default model, segmented
+
+* in this process (``--scheduler sync``, torch and BLAS on one thread: one core per block),
+* on bigseg's embedded LocalCluster of N single-threaded workers (its worker environment), and
+* on a LocalCluster as distributed starts it by default (``before``: trim threshold 64 KiB),
+
+and prints per stage the seconds, the cluster efficiency ``T_process / (N × T_cluster)`` (1 is
+the ideal 1/N), the time of the model's ``predict`` on one block inside a worker against this
+process, and, with a predictor that does nothing (``SimulatedSpec(0)``), each stage's task
+overhead in ms of core time per block: ``(N × T_cluster − T_process) / blocks``.
+
+    python benchmarks/orchestration.py                       # 2 workers
+    python benchmarks/orchestration.py --workers 2 --shape 64 128 128   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bigseg.io import open_volume
+from bigseg.pipeline import open_client, segment, worker_settings
+from bigseg.predict import SimulatedSpec, default_model_spec, estimate_normalization, get_predictor
+from bigseg.synth import write_synthetic
+
+
+def _block_predict(image: np.ndarray, diameter: float, repeats: int = 3) -> tuple[float, float, float]:
+    """The default model's predict on ``image`` in the calling process and thread: best wall
+    seconds, best CPU seconds of the thread, and minor page faults per call (the last two barely
+    depend on what else the machine runs)."""
+    import resource
+
+    import torch as _torch
+
+    _torch.set_num_threads(1)
+    pred = get_predictor(default_model_spec((1.0, 1.0, 1.0), diameter, device="cpu"))
+    pred.predict(image)
+    wall = cpu = float("inf")
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        pred.predict(image)
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.thread_time() - c0)
+    return wall, cpu, (resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - faults) / repeats
+
+
+def _warm(client: Any) -> float:
+    """Import the task stack and torch in every worker (a cluster's fixed start-up cost, timed apart)."""
+    t0 = time.perf_counter()
+    client.run(_import_stack)
+    return time.perf_counter() - t0
+
+
+def _import_stack() -> None:
+    import torch  # noqa: F401
+
+    import bigseg.pipeline._tasks  # noqa: F401
+
+
+def _before_cluster(workers: int) -> Any:
+    """A LocalCluster with distributed's default worker environment (as bigseg started it before)."""
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit="auto",
+                           dashboard_address=None, host="127.0.0.1", silence_logs=40)
+    return cluster, Client(cluster)
+
+
+Run = tuple[dict[str, float], Any]
+
+
+def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any, image: np.ndarray,
+          diameter: float) -> dict[str, Run]:
+    out: dict[str, Run] = {}
+    block = _block_predict(image, diameter) if spec is None else None
+    res = segment(str(src), str(work / "sync.zarr"), scheduler="sync", predictor_spec=spec, **common)
+    out["process"] = (res.timings, block)
+    with open_client("local", n_workers=workers, threads_per_worker=1, memory_limit="auto", task_threads=1) as client:
+        warm = _warm(client)
+        res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
+        inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
+        settings = next(iter(client.run(worker_settings).values()))
+    out["cluster"] = (res.timings, inner)
+    print(f"#   bigseg workers (imports {warm:.1f}s, not counted): {settings}")
+    cluster, client = _before_cluster(workers)
+    with cluster, client:
+        _warm(client)
+        res = segment(str(src), str(work / "before.zarr"), client=client, predictor_spec=spec, **common)
+        inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
+    out["before"] = (res.timings, inner)
+    return out
+
+
+def _report(title: str, runs: dict[str, Run], workers: int, n_blocks: int) -> None:
+    print(f"\n## {title}")
+    stages = [s for s in runs["process"][0] if s in runs["cluster"][0]]
+    print(f"{'stage':<10} {'process s':>9} {'cluster s':>9} {'eff':>5} {'before s':>9} {'eff':>5} "
+          f"{'overhead ms/block':>17}")
+    rows = [(s, runs["process"][0][s], runs["cluster"][0][s], runs["before"][0][s]) for s in stages]
+    rows.append(("whole run", *(sum(runs[k][0].values()) for k in ("process", "cluster", "before"))))
+    for stage, p, c, b in rows:
+        over = (workers * c - p) / n_blocks * 1e3
+        print(f"{stage:<10} {p:>9.2f} {c:>9.2f} {p / (workers * c):>5.2f} {b:>9.2f} {p / (workers * b):>5.2f} "
+              f"{over:>17.1f}")
+    if runs["process"][1] is not None:
+        print("predict on one read ROI  wall s   CPU s  faults/call  (CPU s vs process)")
+        plain_cpu = runs["process"][1][1]
+        for key, name in (("process", "this process"), ("cluster", "bigseg worker"), ("before", "default worker")):
+            wall, cpu, faults = runs[key][1]
+            print(f"  {name:<21} {wall:>7.3f} {cpu:>7.3f} {faults:>12.0f}  {cpu / plain_cpu:.2f}×")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shape", type=int, nargs=3, default=(96, 256, 256))
+    ap.add_argument("--block", type=int, nargs=3, default=(32, 64, 64))
+    ap.add_argument("--diameter", type=float, default=8.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--skip-model", action="store_true", help="only the trivial-predictor overhead")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # the in-process runs: one core per block, as each worker has
+    work = Path(tempfile.mkdtemp(prefix="bigseg-orch-"))
+    try:
+        src = work / "in.zarr"
+        synth = write_synthetic(src, tuple(args.shape), voxel_size=(1.0, 1.0, 1.0), preset="confocal",
+                                diameter_um=args.diameter, block_shape=(64, 128, 128), overwrite=True)
+        volume = open_volume(str(src))
+        common = dict(diameter_um=args.diameter, block_shape=tuple(args.block), overwrite=True)
+        grid_blocks = int(np.prod([-(-s // b) for s, b in zip(args.shape, args.block)]))
+        print(f"# volume {tuple(args.shape)}, {synth.n_nuclei} nuclei, {grid_blocks} blocks of {tuple(args.block)}, "
+              f"{args.workers} workers × 1 thread, {os.cpu_count()} cores, torch {torch.__version__}")
+        if not args.skip_model:
+            norm = estimate_normalization(volume)
+            halo = get_predictor(default_model_spec((1.0, 1.0, 1.0), args.diameter, device="cpu")).halo
+            read = tuple(min(b + 2 * h, s) for b, h, s in zip(args.block, halo, args.shape))
+            image = norm.apply(volume.read_level(0)[tuple(slice(0, r) for r in read)])
+            runs = _runs(src, work, args.workers, common, None, image, args.diameter)
+            _report(f"default model (read ROI {read})", runs, args.workers, grid_blocks)
+        runs = _runs(src, work, args.workers, common, SimulatedSpec(0.0), np.zeros(1), args.diameter)
+        _report("trivial predictor (SimulatedSpec(0)): task overhead", runs, args.workers, grid_blocks)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The environment of bigseg's Dask workers: memory trimming and thread counts.
+
+distributed's Nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``
+(``distributed.nanny.pre-spawn-environ``). Setting it at all fixes glibc's
+mmap threshold at 128 KiB, so every array above that is mapped and unmapped
+again, and each numpy/torch temporary pays its page faults anew: the model's
+``predict`` on one block ran 2× slower in a worker than in a plain process.
+bigseg's workers instead keep freed memory up to :data:`TRIM_THRESHOLD` and map
+only arrays above :data:`MMAP_THRESHOLD` (glibc's own upper limit for its
+dynamic threshold), so long-lived workers still give large blocks back.
+
+Threads: every Dask thread of a worker runs one task, and each task may use
+``task_threads`` cores in torch (intra-op) and BLAS; a worker's Dask threads ×
+task threads are the cores it is given. The same values reach workers that
+bigseg starts (:func:`worker_config`, applied by ``open_client``) and workers
+started by ``dask worker`` (the Dask config file ``deploy/dask/bigseg.yaml``,
+named by ``DASK_CONFIG``; a test keeps it equal to :func:`worker_environ`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from bigseg.errors import InputError
+
+__all__ = [
+    "MMAP_THRESHOLD",
+    "TRIM_THRESHOLD",
+    "WorkerLayout",
+    "local_layout",
+    "worker_config",
+    "worker_environ",
+    "worker_settings",
+]
+
+TRIM_THRESHOLD = 128 * 2**20  # bytes of free heap kept before glibc gives memory back
+MMAP_THRESHOLD = 32 * 2**20  # allocations above this are mapped (freed at once)
+ENV_KEY = "distributed.nanny.pre-spawn-environ"
+# Workers of the embedded cluster get at least this much memory each; past that, cores go to
+# task threads rather than to more workers (each worker holds a model and a block's arrays).
+MIN_WORKER_MEMORY = 2 * 2**30
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def worker_environ(task_threads: int = 1) -> dict[str, int]:
+    """Environment of a worker process whose tasks each use ``task_threads`` cores.
+
+    For ``distributed.nanny.pre-spawn-environ`` (set before the worker process starts,
+    where glibc, OpenMP and BLAS read it). A variable already set in the environment
+    of ``dask worker`` wins over these values (distributed's rule).
+    """
+    if int(task_threads) < 1:
+        raise InputError(f"`task_threads` must be >= 1, got {task_threads}")
+    n = int(task_threads)
+    return {
+        "MALLOC_TRIM_THRESHOLD_": TRIM_THRESHOLD,
+        "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD,
+        **{name: n for name in THREAD_VARIABLES},
+    }
+
+
+def worker_config(task_threads: int = 1) -> dict[str, Any]:
+    """Dask config (for ``dask.config.set``) that gives Nanny-started workers :func:`worker_environ`.
+
+    Use it around the start of any cluster (LocalCluster, dask-jobqueue): the Nanny reads it
+    when it starts a worker.
+    """
+    return {ENV_KEY: worker_environ(task_threads)}
+
+
+@dataclass(frozen=True)
+class WorkerLayout:
+    """How the embedded cluster divides a machine: workers × Dask threads × task threads ≤ cores."""
+
+    n_workers: int
+    threads_per_worker: int
+    task_threads: int
+
+    @property
+    def cores(self) -> int:
+        return self.n_workers * self.threads_per_worker * self.task_threads
+
+
+def _machine() -> tuple[int, int]:
+    """Cores this process may use, and total memory in bytes."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    import psutil
+
+    return max(1, cores), int(psutil.virtual_memory().total)
+
+
+def local_layout(
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    task_threads: int | None = None,
+    *,
+    cores: int | None = None,
+    memory: int | None = None,
+) -> WorkerLayout:
+    """The embedded cluster's workers and threads on a machine of ``cores`` and ``memory`` bytes.
+
+    Default: one single-threaded worker process per core (processes avoid the GIL), as many as
+    memory allows at :data:`MIN_WORKER_MEMORY` each; cores left over become task threads
+    (torch intra-op and BLAS) of each worker. Given values are kept as given.
+    """
+    if cores is None or memory is None:
+        machine_cores, machine_memory = _machine()
+        cores = cores or machine_cores
+        memory = memory or machine_memory
+    if n_workers is None:
+        per_worker = threads_per_worker * (task_threads or 1)
+        n_workers = max(1, min(cores // per_worker, memory // MIN_WORKER_MEMORY))
+    if task_threads is None:
+        task_threads = max(1, cores // (n_workers * threads_per_worker))
+    return WorkerLayout(int(n_workers), int(threads_per_worker), int(task_threads))
+
+
+def worker_settings() -> dict[str, Any]:
+    """What this process runs with: the variables above and torch's thread count (run it in a
+    worker with ``client.run`` to check a deployment)."""
+    import torch
+
+    names = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", *THREAD_VARIABLES)
+    return {**{n: os.environ.get(n) for n in names}, "torch_threads": torch.get_num_threads()}

@@ -1,0 +1,102 @@
+"""A simulated accelerator, for machines without one.
+
+:class:`SimulatedPredictor` covers the block with patches as the model's sliding
+window does and "runs" each batch of patches by sleeping ``seconds_per_mvox``
+per million patch voxels (a sleep releases the GIL, as a GPU kernel does). Its
+maps are a point-wise function of the image, so its host work is nearly nil:
+with ``seconds_per_mvox=0`` it isolates the pipeline's own overhead, and with
+a positive rate it lets a CPU machine measure how busy the pipeline keeps a
+device (:func:`bigseg.predict.busy_fraction`)::
+
+    foreground = clip(image, 0, 1)    contour = 0    distance = 2 * foreground - 1
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bigseg.errors import InputError
+from bigseg.predict._device import device_use
+
+__all__ = ["SimulatedPredictor", "SimulatedSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedSpec:
+    """Parameters of :class:`SimulatedPredictor`.
+
+    Parameters
+    ----------
+    seconds_per_mvox : float
+        Simulated device time per million patch voxels (0: no device time).
+    patch_size : (int, int, int)
+        The simulated model's patch (data voxels).
+    overlap : float
+        Fraction of a patch shared with its neighbours, as in the sliding window.
+    batch_size : int
+        Patches per simulated device call.
+    halo : (int, int, int)
+        Context the simulated model asks for.
+    """
+
+    seconds_per_mvox: float = 0.0
+    patch_size: tuple[int, int, int] = (32, 64, 64)
+    overlap: float = 0.25
+    batch_size: int = 2
+    halo: tuple[int, int, int] = (4, 4, 4)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds_per_mvox) and self.seconds_per_mvox >= 0):
+            raise InputError(f"`seconds_per_mvox` must be a finite number >= 0, got {self.seconds_per_mvox}")
+        if len(self.patch_size) != 3 or min(self.patch_size) < 1:
+            raise InputError(f"`patch_size` must be 3 ints >= 1 (z, y, x), got {self.patch_size}")
+        if not 0 <= self.overlap < 1:
+            raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
+        if self.batch_size < 1:
+            raise InputError(f"`batch_size` must be >= 1, got {self.batch_size}")
+
+    def build(self) -> SimulatedPredictor:
+        return SimulatedPredictor(self)
+
+
+def _patch_count(shape: tuple[int, ...], patch: tuple[int, ...], overlap: float) -> tuple[int, tuple[int, ...]]:
+    """Number of sliding-window patches over ``shape``, and the patch shape used."""
+    used = tuple(min(p, s) for p, s in zip(patch, shape))
+    n = 1
+    for s, p in zip(shape, used):
+        step = max(1, int(p * (1 - overlap)))
+        n *= 1 if s <= p else math.ceil((s - p) / step) + 1
+    return n, used
+
+
+class SimulatedPredictor:
+    """Point-wise maps; the device time is a sleep per batch of patches (see the module)."""
+
+    def __init__(self, spec: SimulatedSpec) -> None:
+        self.spec = spec
+
+    @property
+    def halo(self) -> tuple[int, int, int]:
+        return self.spec.halo
+
+    def device_seconds(self, shape: tuple[int, ...]) -> float:
+        """Simulated device time of one block of ``shape``."""
+        n, patch = _patch_count(shape, self.spec.patch_size, self.spec.overlap)
+        return self.spec.seconds_per_mvox * n * float(np.prod(patch)) / 1e6
+
+    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
+        """``(Z, Y, X)`` normalised block → ``(3, Z, Y, X) float32`` maps (see the module)."""
+        if image.ndim != 3:
+            raise InputError(f"`image` must be a (Z, Y, X) block, got shape {image.shape}")
+        n, patch = _patch_count(image.shape, self.spec.patch_size, self.spec.overlap)
+        if self.spec.seconds_per_mvox > 0:
+            with device_use("simulated"):
+                for first in range(0, n, self.spec.batch_size):
+                    batch = min(self.spec.batch_size, n - first)
+                    time.sleep(self.spec.seconds_per_mvox * batch * float(np.prod(patch)) / 1e6)
+        fg = np.clip(image, 0.0, 1.0).astype(np.float32)
+        return np.stack([fg, np.zeros_like(fg), 2 * fg - 1])

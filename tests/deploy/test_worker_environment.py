@@ -1,0 +1,109 @@
+"""Workers that bigseg starts, and `dask worker` as the deploy files start it, run with bigseg's
+memory-trimming and thread settings (checked in the worker process, not by timing)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bigseg.errors import InputError
+from bigseg.pipeline import local_layout, open_client, worker_environ, worker_settings
+from .test_processes import _free_port, _wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "deploy" / "dask" / "bigseg.yaml"
+BIN = Path(sys.executable).parent
+
+
+def _expected(task_threads: int) -> dict[str, object]:
+    env = {k: str(v) for k, v in worker_environ(task_threads).items()}
+    return {**env, "torch_threads": task_threads}
+
+
+def test_deploy_config_file_is_worker_environ():
+    loaded = yaml.safe_load(CONFIG.read_text())
+    assert loaded == {"distributed": {"nanny": {"pre-spawn-environ": worker_environ(1)}}}
+
+
+def test_every_deploy_file_points_workers_to_the_config():
+    in_image = "/opt/bigseg/deploy/dask/bigseg.yaml"
+    assert f"ENV DASK_CONFIG={in_image}" in (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "COPY deploy/dask ./deploy/dask" in (ROOT / "deploy" / "Dockerfile").read_text()
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    workers = [s for s in compose.values() if s["command"][:2] == ["dask", "worker"]]
+    assert len(workers) == 2 and all(s["environment"]["DASK_CONFIG"] == in_image for s in workers)
+    k8s = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "bigseg.yaml").read_text()) if d["kind"] == "Deployment"]
+    containers = [c for d in k8s for c in d["spec"]["template"]["spec"]["containers"] if c["command"][1] == "worker"]
+    assert len(containers) == 2
+    assert all({"name": "DASK_CONFIG", "value": in_image} in c["env"] for c in containers)
+    sbatch = (ROOT / "deploy" / "slurm" / "bigseg.sbatch").read_text()
+    assert "export DASK_CONFIG=${DASK_CONFIG:-$SLURM_SUBMIT_DIR/deploy/dask/bigseg.yaml}" in sbatch
+    assert sbatch.index("export DASK_CONFIG") < sbatch.index("dask worker")
+
+
+@pytest.mark.parametrize("cores, memory, given, expect", [
+    (2, 24 * 2**30, {}, (2, 1, 1)),
+    (16, 64 * 2**30, {}, (16, 1, 1)),
+    (64, 64 * 2**30, {}, (32, 1, 2)),    # memory caps workers at 2 GiB each; spare cores go to tasks
+    (128, 512 * 2**30, {"threads_per_worker": 2}, (64, 2, 1)),
+    (8, 64 * 2**30, {"n_workers": 2}, (2, 1, 4)),
+    (8, 64 * 2**30, {"n_workers": 2, "task_threads": 1}, (2, 1, 1)),
+])
+def test_local_layout_fills_the_cores(cores, memory, given, expect):
+    layout = local_layout(**given, cores=cores, memory=memory)
+    assert (layout.n_workers, layout.threads_per_worker, layout.task_threads) == expect
+    assert layout.cores <= cores
+
+
+def test_worker_environ_rejects_zero_threads():
+    with pytest.raises(InputError, match="`task_threads` must be >= 1, got 0"):
+        worker_environ(0)
+
+
+@pytest.mark.slow
+def test_embedded_cluster_workers_get_the_environment():
+    with open_client("local", n_workers=2, threads_per_worker=1, memory_limit="1GiB", task_threads=1) as client:
+        seen = client.run(worker_settings)
+    assert len(seen) == 2
+    for settings in seen.values():
+        assert settings == _expected(1)
+
+
+@pytest.mark.slow
+def test_dask_worker_with_deploy_config_gets_the_environment(tmp_path):
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    # As compose, SLURM and Kubernetes start workers: DASK_CONFIG names the shipped file; a
+    # variable set where the worker starts (here OMP/MKL/OPENBLAS for 2-core tasks) wins over it.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "MALLOC_", "OMP_", "MKL_", "OPENBLAS_"))}
+    env = {**clean, "DASK_CONFIG": str(CONFIG)}
+    wide = {**env, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    common = ["--nthreads", "1", "--memory-limit", "1GiB", "--host", "127.0.0.1", "--no-dashboard"]
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", "127.0.0.1:0"], env=env, **quiet)]
+    try:
+        _wait_port(port)
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, *common, "--name", "plain"], env=env, **quiet))
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, *common, "--name", "wide"], env=wide, **quiet))
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            by_name = {info["name"]: addr for addr, info in client.scheduler_info()["workers"].items()}
+            seen = client.run(worker_settings)
+        assert seen[by_name["plain"]] == _expected(1)
+        assert seen[by_name["wide"]] == _expected(2)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
