@@ -89,6 +89,9 @@ class SegmentConfig(BaseModel):
     # output
     ngff_version: Literal["0.4", "0.5"] = "0.5"
     save_maps: bool = Field(False, description="Keep the BCD maps (OUT/maps) for `bigseg decode`.")
+    maps_dtype: Literal["float32", "float16"] = Field(
+        "float16", description="How the BCD maps are stored between prediction and decoding (see docs/architecture.md)."
+    )
     shard: bool = Field(False, description="Write shards of one block each (chunks of half a block).")
     overwrite: bool = False
     # execution

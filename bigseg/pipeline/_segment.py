@@ -199,7 +199,7 @@ def _create_outputs(
 
 def _create_maps(image: ImageWriter, grid: Grid, cfg: SegmentConfig) -> ImageWriter:
     return create_image(
-        join_url(image.url, "maps"), shape=(len(MAP_CHANNELS), *grid.volume_shape), dtype="float32",
+        join_url(image.url, "maps"), shape=(len(MAP_CHANNELS), *grid.volume_shape), dtype=cfg.maps_dtype,
         voxel_size=image.voxel_size, chunk_shape=grid.block_shape, ngff_version=cfg.ngff_version,
         channel_names=MAP_CHANNELS, overwrite=True,
     )

@@ -27,6 +27,7 @@ from bigseg.stitch import (
     shared_read_roi,
 )
 from bigseg.tiling import Block, Grid, Roi
+from bigseg.pipeline._maps import decode_maps, encode_maps
 from bigseg.pipeline._scratch import Scratch
 
 __all__ = [
@@ -57,10 +58,18 @@ class RunContext:
     scratch: Scratch
 
 
+def _read_maps(ctx: RunContext, roi: Roi) -> np.ndarray:
+    """Stored maps of ``roi`` as float32 (whatever their storage encoding)."""
+    return decode_maps(ctx.maps.read(roi))
+
+
 def _write_roi_maps(ctx: RunContext, block: Block) -> np.ndarray:
-    """Predict the block (writing the maps and image copy of its write ROI), or read stored maps."""
+    """Predict the block (writing the maps and image copy of its write ROI), or read stored maps.
+
+    Returns the write ROI's maps as stored (encoded and decoded again), as every later read sees them.
+    """
     if ctx.predictor is None:
-        return ctx.maps.read(block.write_roi)
+        return _read_maps(ctx, block.write_roi)
     assert ctx.volume is not None and ctx.normalization is not None  # set together by the driver
     image = ctx.volume.read(block.read_roi)
     check_finite(image, f"the image's read ROI {block.read_roi}")
@@ -68,9 +77,9 @@ def _write_roi_maps(ctx: RunContext, block: Block) -> np.ndarray:
     if ctx.image is not None:
         ctx.image.write(block.write_roi, image[inner])
     maps = get_predictor(ctx.predictor).predict(ctx.normalization.apply(image), offset=block.read_roi.offset)
-    write_maps = np.ascontiguousarray(maps[(slice(None), *inner)], dtype=np.float32)
-    ctx.maps.write(block.write_roi, write_maps)
-    return write_maps
+    stored = encode_maps(maps[(slice(None), *inner)], ctx.maps.dtype)
+    ctx.maps.write(block.write_roi, stored)
+    return decode_maps(stored)
 
 
 def predict_task(ctx: RunContext, block: Block, with_seeds: bool) -> int:
@@ -130,7 +139,7 @@ def _finish_write_roi(ctx: RunContext, block: Block, write_labels: np.ndarray) -
 
 def flood_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStats:
     """Stage 3 (seeds): flood the read ROI from global seeds; write the write ROI."""
-    maps = ctx.maps.read(block.read_roi)
+    maps = _read_maps(ctx, block.read_roi)
     markers = _global_markers(ctx, block, numbering)
     labels = flood_block(maps, markers, ctx.params)
     return _finish_write_roi(ctx, block, labels[block.write_in_read])
@@ -138,7 +147,7 @@ def flood_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStat
 
 def local_decode_task(ctx: RunContext, block: Block) -> int:
     """Stage 2 (iou): decode the whole read ROI alone; keep it in the block's slot."""
-    labels = watershed_block(ctx.maps.read(block.read_roi), ctx.params)
+    labels = watershed_block(_read_maps(ctx, block.read_roi), ctx.params)
     ctx.scratch.write_slot(block, labels)
     return int(labels.max(initial=0))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,7 @@ import torch
 from bigseg.errors import InputError
 from bigseg.maps import DEVICES, Device
 from bigseg.predict._card import ModelCard
+from bigseg.predict._device import device_use
 from bigseg.predict._networks import activate, patch_divisor
 from bigseg.predict._package import DEFAULT_MODEL, load_model_package
 from bigseg.predict._scale import ScaleMap
@@ -178,6 +180,10 @@ class ModelPredictor:
         assert total is not None  # flips is never empty
         return total / len(flips)
 
+    def _device_slot(self) -> AbstractContextManager[None]:
+        """One thread at a time on a GPU (its memory holds one batch); CPU threads each use their own cores."""
+        return device_use(str(self.device)) if self.device.type == "cuda" else nullcontext()
+
     def predict_model_grid(self, image: np.ndarray) -> np.ndarray:
         """Maps of a block already on the model's grid: ``(Z, Y, X)`` → ``(C, Z, Y, X)`` (C = head channels)."""
         return sliding_window(
@@ -210,7 +216,8 @@ class ModelPredictor:
         if len(offset) != 3:
             raise InputError(f"`offset` must be 3 ints (z, y, x), got {offset}")
         small = self.scale.to_model(np.asarray(image, dtype=np.float32), offset)
-        maps = self.predict_model_grid(small)
+        with self._device_slot():
+            maps = self.predict_model_grid(small)
         if self.card.head == "semantic":
             maps = semantic_to_bcd(maps[0], self.card.targets.distance_alpha)
         out = self.scale.to_data(maps, offset, image.shape)

@@ -43,11 +43,13 @@ def cluster(tmp_path):
                                "--dashboard-address", "127.0.0.1:0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         _wait_port(port)
-        common = ["--nthreads", "1", "--memory-limit", "2GiB", "--host", "127.0.0.1", "--no-dashboard"]
-        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, *common, "--resources", "GPU=1",
-                                       "--name", "gpu-0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, *common, "--name", "cpu-0"],
+        common = ["--memory-limit", "2GiB", "--host", "127.0.0.1", "--no-dashboard"]
+        env = {**os.environ, "DASK_CONFIG": str(Path(__file__).resolve().parents[2] / "deploy" / "dask" / "bigseg.yaml")}
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, *common, "--nthreads", "3",
+                                       "--resources", "GPU=3", "--name", "gpu-0"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, *common, "--nthreads", "1",
+                                       "--name", "cpu-0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
         with Client(address, timeout=60) as client:
