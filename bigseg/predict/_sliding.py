@@ -61,7 +61,7 @@ def sliding_window(
     divisor : int
         Patch sizes are kept multiples of this (the network's downsampling).
     device : torch.device or str
-        Where ``forward`` runs; blending happens on the CPU.
+        Where ``forward`` runs; blending happens there too on a GPU, on the CPU otherwise.
 
     Returns
     -------
@@ -78,12 +78,17 @@ def sliding_window(
     patch = fit_patch_size(patch_size, image.shape, divisor)
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
 
+    device = torch.device(device)
+    # On a GPU the block, the patches and the blending stay on the device and the maps come back
+    # once: the device never waits for the host between batches.
+    blend_on = device if device.type == "cuda" else torch.device("cpu")
+
     def run(batch: torch.Tensor) -> torch.Tensor:
-        return forward(batch.to(device)).float().cpu()
+        return forward(batch.to(device)).float().to(blend_on)
 
     with torch.inference_mode():
         out = sliding_window_inference(
-            x, roi_size=patch, sw_batch_size=batch_size, predictor=run, overlap=overlap,
-            mode="gaussian", sigma_scale=0.125, padding_mode="replicate",
+            x.to(blend_on), roi_size=patch, sw_batch_size=batch_size, predictor=run, overlap=overlap,
+            mode="gaussian", sigma_scale=0.125, padding_mode="replicate", sw_device=blend_on, device=blend_on,
         )
-    return np.asarray(torch.as_tensor(out)[0], dtype=np.float32)
+    return np.asarray(torch.as_tensor(out)[0].cpu(), dtype=np.float32)
