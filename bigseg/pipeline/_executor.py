@@ -24,6 +24,9 @@ __all__ = ["BlockRunner", "open_client"]
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+Task = Callable[..., Any]  # fn(context, item, *args(item))
+ArgsOf = Callable[[Any], tuple[Any, ...]]  # an item's extra arguments, computed when it is submitted
+Resources = dict[str, float]  # Dask worker resources, e.g. {"GPU": 1}
 
 
 def _describe(item: Any) -> str:
@@ -67,30 +70,16 @@ class BlockRunner:
         if self.client is not None:
             self._context_future = self.client.scatter(context, broadcast=True, hash=False)
 
-    def run(
-        self,
-        stage: str,
-        fn: Callable[..., Any],
-        items: Sequence[Any],
-        args: Callable[[Any], tuple[Any, ...]] | None = None,
-        *,
-        resources: dict[str, float] | None = None,
-    ) -> list[Any]:
+    def run(self, stage: str, fn: Task, items: Sequence[Any], args: ArgsOf | None = None, *,
+            resources: Resources | None = None) -> list[Any]:
         """Run ``fn`` over ``items``; results come back in the order of ``items``."""
         results: list[Any] = [None] * len(items)
         for i, result in self.imap(stage, fn, items, args, resources=resources):
             results[i] = result
         return results
 
-    def imap(
-        self,
-        stage: str,
-        fn: Callable[..., Any],
-        items: Sequence[Any],
-        args: Callable[[Any], tuple[Any, ...]] | None = None,
-        *,
-        resources: dict[str, float] | None = None,
-    ) -> Iterator[tuple[int, Any]]:
+    def imap(self, stage: str, fn: Task, items: Sequence[Any], args: ArgsOf | None = None, *,
+             resources: Resources | None = None) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, result)`` as items finish, so a caller can fold results in bounded memory.
 
         ``args(item)`` is called only when the item is submitted: at most

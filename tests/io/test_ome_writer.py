@@ -134,7 +134,7 @@ def test_is_complete_false_for_missing_and_partial(tmp_path):
     [
         (dict(shard_shape=(12, 8, 8)), r"`shard_shape` \(12, 8, 8\) must be a multiple of `chunk_shape`"),
         (dict(shard_shape=16, ngff_version="0.4"), "needs ngff_version='0.5'"),
-        (dict(voxel_size=(1, 0, 1)), "finite numbers > 0"),
+        (dict(voxel_size=(1, 0, 1)), r"`voxel_size` must be 3 finite numbers > 0"),
         (dict(ngff_version="0.6"), "must be '0.5' or '0.4'"),
         (dict(channel_names=["a"]), "must have 4 values"),
     ],
