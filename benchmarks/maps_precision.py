@@ -27,8 +27,8 @@ from bigseg.synth import write_synthetic
 DTYPES = ("float32", "float16")
 SYNTH = [  # (preset, shape, voxel µm, diameter µm, seed)
     ("confocal", (64, 160, 160), (1.0, 1.0, 1.0), 10.0, 1),
-    ("lightsheet", (64, 160, 160), (2.0, 1.0, 1.0), 10.0, 2),
-    ("confocal", (48, 128, 128), (1.0, 0.5, 0.5), 8.0, 3),
+    ("lightsheet-organoid", (64, 160, 160), (2.0, 1.0, 1.0), 10.0, 2),
+    ("dense", (64, 160, 160), (1.0, 1.0, 1.0), 10.0, 4),
 ]
 
 
