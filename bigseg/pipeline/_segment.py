@@ -323,7 +323,7 @@ def _run(
         lambda b: (active_h, offsets_h, far_by_owner.get(b.linear, BlockStats.empty()))))
     kept_offsets = _prefix(n_kept)
     kept_h = runner.share(kept_offsets)
-    mask_h = runner.share((tissue.mask, tissue.factor) if tissue is not None else None)
+    mask_h = runner.share((tissue.mask, tissue.factor)) if tissue is not None else None
     _timed(timings, "relabel", lambda: _fold(runner, "relabel", relabel_task, blocks,
                                              lambda b: (offsets_h, kept_h, mask_h)))
     _timed(timings, "pyramid", lambda: _build_pyramids(ctx, runner))
