@@ -86,7 +86,17 @@ class SegmentConfig(BaseModel):
         "seeds", description="'seeds': global seed IDs (exact); 'iou': per-block labels merged on mutual-best IoU."
     )
     min_iou: float = Field(0.5, gt=0, le=1, description="IoU needed to merge across blocks ('iou' only).")
+    skip_empty: bool = Field(
+        True, description="Skip blocks with no tissue (estimated from a low-resolution level): never read, never predicted."
+    )
     # output
+    output_mode: Literal["copy", "labels-only", "into-input"] = Field(
+        "copy",
+        description=(
+            "'copy': OUT holds a copy of the image and the labels; 'labels-only': OUT holds only the labels, "
+            "naming the input as their image; 'into-input': the labels go into the input OME-Zarr (no OUT)."
+        ),
+    )
     ngff_version: Literal["0.4", "0.5"] = "0.5"
     save_maps: bool = Field(False, description="Keep the BCD maps (OUT/maps) for `bigseg decode`.")
     maps_dtype: Literal["float32", "float16"] = Field(

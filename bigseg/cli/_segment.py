@@ -58,8 +58,15 @@ def _announce(link: str | None) -> None:
 
 def segment_command(
     input: str = typer.Argument(..., help="OME-Zarr / zarr / TIFF path or fsspec URL."),
-    output: str = typer.Argument(..., help="Output OME-Zarr path or URL."),
+    output: Optional[str] = typer.Argument(
+        None, help="Output OME-Zarr path or URL (none with --output-mode into-input)."
+    ),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML job file (lowest precedence)."),
+    output_mode: Optional[str] = typer.Option(
+        None, "--output-mode",
+        help="'copy' (default): OUT holds a copy of the image and the labels; 'labels-only': OUT holds only the "
+        "labels, naming IN as their image; 'into-input': the labels go into IN (an OME-Zarr; no OUT).",
+    ),
     predictor: Optional[str] = typer.Option(None, help="'model' or 'classical'."),
     model: Optional[str] = typer.Option(None, help="Model package (folder or .zip); default: the shipped model."),
     diameter: Optional[str] = typer.Option(
@@ -76,6 +83,10 @@ def segment_command(
     stitch: Optional[str] = typer.Option(None, help="'seeds' (exact) or 'iou' (per-block labels merged on mutual-best IoU)."),
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
+    skip_empty: Optional[bool] = typer.Option(
+        None, "--skip-empty/--no-skip-empty",
+        help="Skip blocks with no tissue, found on a low-resolution level (default: on). Saved as OUT/labels/tissue.",
+    ),
     save_maps: Optional[bool] = typer.Option(None, "--save-maps/--no-save-maps", help="Keep BCD maps for `bigseg decode`."),
     ngff_version: Optional[str] = typer.Option(None, "--ngff-version", help="'0.5' (zarr v3) or '0.4' (zarr v2)."),
     scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address (tcp://host:8786)."),
@@ -93,6 +104,7 @@ def segment_command(
         cfg = load_config(
             config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=voxel_size,
             level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
+            skip_empty=skip_empty, output_mode=output_mode,
             ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
         )
         return segment(input, output, config=cfg, progress=bar, on_cluster=_announce)

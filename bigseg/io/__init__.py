@@ -1,7 +1,7 @@
 """Reading 3D inputs (OME-Zarr, zarr, TIFF; local or fsspec URLs) and writing OME-Zarr outputs."""
 
 from bigseg.io._copy import copy_image_block
-from bigseg.io._create import create_image, create_labels, is_complete, open_writer
+from bigseg.io._create import create_group, create_image, create_labels, describe_image, is_complete, open_writer
 from bigseg.io._levels import (
     MAX_READ_VOXELS,
     Levels,
@@ -39,11 +39,13 @@ __all__ = [
     "check_finite",
     "coarse_view",
     "copy_image_block",
+    "create_group",
     "create_image",
     "create_labels",
     "crop_box",
     "crop_centres",
     "default_factors",
+    "describe_image",
     "downsample",
     "forget_handles",
     "get_fs",

@@ -39,7 +39,7 @@ from bigseg.io._store import (
 from bigseg.io._writer import ImageWriter
 from bigseg.tiling import parse_shape, parse_voxel_size
 
-__all__ = ["create_image", "create_labels", "is_complete"]
+__all__ = ["create_group", "create_image", "create_labels", "describe_image", "is_complete"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,63 @@ def _create_arrays(writer: ImageWriter, attrs: dict[str, Any]) -> None:
     forget_handles(writer.url)
 
 
+def describe_image(
+    url: str | os.PathLike[str],
+    *,
+    shape: Sequence[int],
+    dtype: Any,
+    voxel_size: Sequence[float],
+    chunk_shape: int | Sequence[int],
+    n_levels: int = 1,
+    downscale: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    ngff_version: NgffVersion = "0.5",
+    channel_names: Sequence[str] | None = None,
+    shard_shape: int | Sequence[int] | None = None,
+    name: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ImageWriter:
+    """The :class:`ImageWriter` :func:`create_image` would return, without creating anything.
+
+    For the geometry of an image that is not written (labels beside an
+    existing image, or a labels-only output); arguments as for :func:`create_image`.
+    """
+    url = normalize_url(url)
+    if ngff_version not in ("0.4", "0.5"):
+        raise InputError(f"`ngff_version` must be '0.5' or '0.4', got {ngff_version!r}")
+    full = parse_shape(shape, name="shape", ndim=4 if channel_names is not None else 3)
+    lead = full[:-3]
+    if channel_names is not None:
+        channel_names = tuple(str(c) for c in channel_names)
+        if len(channel_names) != full[0]:
+            raise InputError(f"{len(channel_names)} `channel_names` given for {full[0]} channels (shape {full})")
+    if not isinstance(n_levels, int) or n_levels < 1:
+        raise InputError(f"`n_levels` must be an int >= 1, got {n_levels!r}")
+    if shard_shape is not None and ngff_version == "0.4":
+        raise InputError("`shard_shape` needs ngff_version='0.5' (zarr v3); OME-Zarr 0.4 (zarr v2) has no shards")
+    vs = parse_voxel_size(voxel_size)
+    factors = parse_factors(downscale, vs, n_levels)
+    spatial = pyramid_shapes(full[-3:], factors)
+    chunk, shard = _parse_chunks(chunk_shape, shard_shape)
+    chunks, shards = _level_layout(spatial, chunk, shard, lead)
+    sizes = [vs]
+    for f in factors:
+        sizes.append(tuple(v * k for v, k in zip(sizes[-1], f)))  # type: ignore[arg-type]
+    return ImageWriter(
+        url=url,
+        ngff_version=ngff_version,
+        dtype=_parse_dtype(dtype),
+        paths=tuple(str(i) for i in range(n_levels)),
+        level_shapes=tuple(lead + s for s in spatial),
+        chunk_shapes=chunks,
+        shard_shapes=shards,
+        voxel_sizes=tuple(sizes),  # type: ignore[arg-type]
+        factors=factors,
+        channel_names=channel_names,
+        name=name or url.rstrip("/").rsplit("/", 1)[-1],
+        storage_options=dict(storage_options) if storage_options else None,
+    )
+
+
 def create_image(
     url: str | os.PathLike[str],
     *,
@@ -176,41 +233,13 @@ def create_image(
     InputError
         Invalid shapes, dtype, voxel size or version.
     """
-    url = normalize_url(url)
-    if ngff_version not in ("0.4", "0.5"):
-        raise InputError(f"`ngff_version` must be '0.5' or '0.4', got {ngff_version!r}")
-    full = parse_shape(shape, name="shape", ndim=4 if channel_names is not None else 3)
-    lead = full[:-3]
-    if channel_names is not None:
-        channel_names = tuple(str(c) for c in channel_names)
-        if len(channel_names) != full[0]:
-            raise InputError(f"{len(channel_names)} `channel_names` given for {full[0]} channels (shape {full})")
-    if not isinstance(n_levels, int) or n_levels < 1:
-        raise InputError(f"`n_levels` must be an int >= 1, got {n_levels!r}")
-    if shard_shape is not None and ngff_version == "0.4":
-        raise InputError("`shard_shape` needs ngff_version='0.5' (zarr v3); OME-Zarr 0.4 (zarr v2) has no shards")
-    vs = parse_voxel_size(voxel_size)
-    factors = parse_factors(downscale, vs, n_levels)
-    spatial = pyramid_shapes(full[-3:], factors)
-    chunk, shard = _parse_chunks(chunk_shape, shard_shape)
-    chunks, shards = _level_layout(spatial, chunk, shard, lead)
-    sizes = [vs]
-    for f in factors:
-        sizes.append(tuple(v * k for v, k in zip(sizes[-1], f)))  # type: ignore[arg-type]
-    writer = ImageWriter(
-        url=url,
-        ngff_version=ngff_version,
-        dtype=_parse_dtype(dtype),
-        paths=tuple(str(i) for i in range(n_levels)),
-        level_shapes=tuple(lead + s for s in spatial),
-        chunk_shapes=chunks,
-        shard_shapes=shards,
-        voxel_sizes=tuple(sizes),  # type: ignore[arg-type]
-        factors=factors,
-        channel_names=channel_names,
-        name=name or url.rstrip("/").rsplit("/", 1)[-1],
-        storage_options=dict(storage_options) if storage_options else None,
+    writer = describe_image(
+        url, shape=shape, dtype=dtype, voxel_size=voxel_size, chunk_shape=chunk_shape, n_levels=n_levels,
+        downscale=downscale, ngff_version=ngff_version, channel_names=channel_names, shard_shape=shard_shape,
+        name=name, storage_options=storage_options,
     )
+    url = writer.url
+    chunk, shard = writer.chunk_shapes[0][-3:], writer.shard_shapes[0]
     _prepare_path(url, storage_options, overwrite)
     _create_arrays(writer, {"bigseg": {"complete": False}})
     log.info("created %s: levels %s, chunks %s, shards %s", url, writer.level_shapes, chunk, shard)
@@ -225,8 +254,13 @@ def create_labels(
     chunk_shape: int | Sequence[int] | None = None,
     shard_shape: int | Sequence[int] | None = None,
     overwrite: bool = False,
+    source: str | None = None,
 ) -> ImageWriter:
     """Create the label image ``<parent>/labels/<name>`` and return its writer.
+
+    ``parent`` may be an existing image (labels written into it) or only a
+    description (:func:`describe_image`) of one. ``source`` is recorded as
+    the ``image-label`` source (the image's path, relative to the label image).
 
     Same (Z, Y, X) shape, voxel size, number of levels and downscale factors
     as ``parent``; no channel axis. ``chunk_shape`` and ``shard_shape``
@@ -258,12 +292,28 @@ def create_labels(
         factors=parent.factors,
         name=name,
         is_labels=True,
+        label_source=source,
         storage_options=parent.storage_options,
     )
     _ensure_labels_group(labels_url, parent)
     _prepare_path(writer.url, parent.storage_options, overwrite)
     _create_arrays(writer, {"bigseg": {"complete": False}})
     return writer
+
+
+def create_group(
+    url: str | os.PathLike[str], *, ngff_version: NgffVersion, attributes: Mapping[str, Any],
+    overwrite: bool = False, storage_options: Mapping[str, Any] | None = None,
+) -> str:
+    """Create an empty zarr group (v3 for OME-Zarr 0.5, v2 for 0.4) with ``attributes``; returns its URL."""
+    import zarr
+
+    url = normalize_url(url)
+    _prepare_path(url, storage_options, overwrite)
+    store = make_store(url, storage_options, read_only=False)
+    zarr.open_group(store, mode="w", zarr_format=3 if ngff_version == "0.5" else 2,  # type: ignore[arg-type]
+                    attributes=dict(attributes))
+    return url
 
 
 def _ensure_labels_group(labels_url: str, parent: ImageWriter) -> None:

@@ -94,9 +94,12 @@ def labels_group_attrs(version: NgffVersion, names: Sequence[str]) -> dict[str, 
     return ome_attrs(version, {"labels": list(names)})
 
 
-def image_label_attrs(version: NgffVersion) -> dict[str, Any]:
-    """The ``image-label`` entry marking a label image."""
-    return {"version": "0.4"} if version == "0.4" else {}
+def image_label_attrs(version: NgffVersion, source: str | None = None) -> dict[str, Any]:
+    """The ``image-label`` entry marking a label image; ``source`` is the path of its image, when given."""
+    out: dict[str, Any] = {"version": "0.4"} if version == "0.4" else {}
+    if source is not None:
+        out["source"] = {"image": source}
+    return out
 
 
 # ---------------------------------------------------------------- reading

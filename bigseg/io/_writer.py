@@ -72,6 +72,8 @@ class ImageWriter:
     channel_names: tuple[str, ...] | None = None
     name: str = "image"
     is_labels: bool = False
+    #: For a label image: the path of its image (``image-label`` ``source``), relative or a URL.
+    label_source: str | None = None
     storage_options: dict[str, Any] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -235,7 +237,7 @@ class ImageWriter:
             ]
         }
         if self.is_labels:
-            body["image-label"] = image_label_attrs(self.ngff_version)
+            body["image-label"] = image_label_attrs(self.ngff_version, self.label_source)
         bigseg: dict[str, Any] = {"complete": True}
         if self.channel_names is not None:
             bigseg["channel_names"] = list(self.channel_names)

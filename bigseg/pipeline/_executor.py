@@ -70,6 +70,12 @@ class BlockRunner:
         if self.client is not None:
             self._context_future = self.client.scatter(context, broadcast=True, hash=False)
 
+    def share(self, value: Any) -> Any:
+        """A handle on ``value`` (e.g. per-block offsets) to pass to many tasks: sent to each worker once."""
+        if self.client is None:
+            return value
+        return self.client.scatter(value, broadcast=True, hash=False)
+
     def run(self, stage: str, fn: Task, items: Sequence[Any], args: ArgsOf | None = None, *,
             resources: Resources | None = None) -> list[Any]:
         """Run ``fn`` over ``items``; results come back in the order of ``items``."""

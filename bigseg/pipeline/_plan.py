@@ -41,6 +41,8 @@ class Plan:
     params: DecodeParams
     diameter_um: float
     diameter_estimate: DiameterEstimate | None = None
+    #: Voxels (per axis) within which an object depends on the image: halo plus one nucleus.
+    reach: tuple[int, ...] = (0, 0, 0)
 
 
 def check_output_location(input_url: str, output_url: str) -> None:
@@ -179,4 +181,6 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
-    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate)
+    # Skipping a block is safe beyond the halo plus one nucleus from any tissue.
+    reach = tuple(h + math.ceil(diameter / v) + 1 for h, v in zip(halo, volume.voxel_size))
+    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate, reach)

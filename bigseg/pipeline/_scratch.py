@@ -7,17 +7,24 @@ labels where read ROIs intersect without recomputing them::
 
     slots:  | slot (0,0,0) | slot (0,0,1) | ...   slot = read ROI of one block,
                                                   zero-padded at volume edges
+
+Small per-block results that other blocks read (face pairs, root tables,
+partial statistics, kept IDs) are one ``.npz`` file per block and kind,
+``OUT/.bigseg-work/<kind>/<linear>.npz``: the driver never holds them.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
 
-from bigseg.io import forget_handles, join_url, make_store, open_array, remove_tree
+from bigseg.errors import BlockFailedError
+from bigseg.io import forget_handles, get_fs, is_local, join_url, make_store, open_array, remove_tree
 from bigseg.tiling import Block, Grid, Roi
 
 __all__ = ["Scratch"]
@@ -78,6 +85,38 @@ class Scratch:
         origin = self._slot_origin(block)
         start = tuple(i * s + r - o for i, s, r, o in zip(block.index, self.slot_shape, roi.offset, origin))
         return np.asarray(self._array("slots")[tuple(slice(a, a + s) for a, s in zip(start, roi.shape))])
+
+    def save(self, kind: str, linear: int, **arrays: np.ndarray) -> None:
+        """Store one block's small result ``kind`` (written whole, then renamed into place locally)."""
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        url = join_url(self.url, kind, f"{int(linear)}.npz")
+        if is_local(url):
+            os.makedirs(os.path.dirname(url), exist_ok=True)
+            tmp = f"{url}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(buf.getvalue())
+            os.replace(tmp, url)
+            return
+        fs, path = get_fs(url, self.storage_options)
+        with fs.open(path, "wb") as f:
+            f.write(buf.getvalue())
+
+    def load(self, kind: str, linear: int) -> dict[str, np.ndarray]:
+        """One block's result ``kind``, as saved; a missing one is an error, never an empty result."""
+        url = join_url(self.url, kind, f"{int(linear)}.npz")
+        try:
+            if is_local(url):
+                with open(url, "rb") as f:
+                    data = f.read()
+            else:
+                fs, path = get_fs(url, self.storage_options)
+                with fs.open(path, "rb") as f:
+                    data = f.read()
+        except FileNotFoundError:
+            raise BlockFailedError(f"the {kind!r} result of block {linear} is missing from {self.url!r}") from None
+        with np.load(io.BytesIO(data)) as z:
+            return {k: z[k] for k in z.files}
 
     def remove(self) -> None:
         remove_tree(self.url, self.storage_options)

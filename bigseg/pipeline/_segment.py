@@ -1,16 +1,21 @@
 """``bigseg.segment``: OME-Zarr in → one consistent label volume + nucleus table out.
 
-Stages (one Dask future per block, bounded window)::
+Stages (one Dask future per active block, bounded window)::
 
+    (driver)     tissue mask on a low-resolution level: blocks far from tissue are skipped
     predict      image read ROI → BCD maps of the write ROI (+ image copy) → local seed labels
-    pairs        seed labels touching across block faces
-    (driver)     union-find → global seed numbering (each task gets only its blocks' part)
+    pairs        seed labels touching across block faces (saved per block)
+    resolve      roots of the block's merged IDs, from the pairs around it
+    (driver)     prefix sums of per-block root counts → offsets (final IDs by construction)
     flood        read ROI maps + global seeds → marker watershed → write-ROI labels + partial stats
-    (driver)     combine partial stats → sizes → small-object removal → consecutive uint32
-    relabel      write-ROI labels → final labels, level 0
+    measure      the owning block combines its objects' partial stats, drops small objects
+    (driver)     prefix sums of per-block kept counts
+    relabel      write-ROI labels → final labels 1..N, level 0 (and the tissue mask)
     pyramid      lower levels (labels nearest, image mean)
-    (driver)     table → Parquet; metadata last (a partial output never looks complete)
+    table        one Parquet file per run of owning blocks; metadata last (a partial output never
+                 looks complete)
 
+The driver holds a few numbers per block, never a table of all objects.
 The ``iou`` stitch mode replaces pairs/flood by per-block decoding of the
 whole read ROI and merges on mutual-best IoU where read ROIs intersect.
 """
@@ -20,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -29,7 +34,6 @@ from bigseg.errors import InputError
 from bigseg.io import (
     ImageWriter,
     Volume,
-    create_image,
     create_labels,
     is_complete,
     join_url,
@@ -39,33 +43,39 @@ from bigseg.io import (
     open_writer,
     remove_tree,
 )
-from bigseg.maps import MAP_CHANNELS
-from bigseg.measure import BlockStats, combine_stats, object_table
+from bigseg.measure import BlockStats, combine_stats
 from bigseg.pipeline._executor import BlockRunner, open_client
-from bigseg.pipeline._plan import Plan, check_output_location, decode_overrides, make_plan
+from bigseg.pipeline._outputs import LABEL_NAME, create_outputs, create_tissue_labels, output_url, relative
+from bigseg.pipeline._plan import Plan, decode_overrides, make_plan
 from bigseg.pipeline._scratch import Scratch
-from bigseg.pipeline._table import write_table
+from bigseg.pipeline._table import clear_table
 from bigseg.pipeline._tasks import (
     RunContext,
+    copy_task,
     flood_task,
+    local_decode_task,
+    measure_task,
     iou_pairs_task,
     iou_write_task,
-    local_decode_task,
     predict_task,
     pyramid_task,
     relabel_task,
+    resolve_task,
     seed_pairs_task,
+    table_task,
 )
+from bigseg.pipeline._tissue import TissueMask, estimate_tissue
 from bigseg.predict import PredictorSpec
-from bigseg.stitch import Renumbering, number_objects
+from bigseg.stitch import MAX_LOCAL, merge_wide, owner_blocks, split_provisional
 from bigseg.decode import DecodeParams
-from bigseg.tiling import Grid, Halo
+from bigseg.tiling import Block, Grid, Halo
 
 __all__ = ["SegmentResult", "decode", "segment"]
 
 logger = logging.getLogger(__name__)
 
-LABEL_NAME = "nuclei"
+#: About this many objects per file of the partitioned table ``labels/nuclei.parquet/``.
+ROWS_PER_TABLE_FILE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class SegmentResult:
     voxel_size: tuple[float, float, float]
     timings: dict[str, float] = field(default_factory=dict)
     dashboard_link: str | None = None
+    n_skipped: int = 0
 
     def summary(self) -> str:
         total = sum(self.timings.values())
@@ -88,6 +99,7 @@ class SegmentResult:
         return (
             f"found {self.n_objects} nuclei in a {self.grid.volume_shape} volume "
             f"({self.n_blocks} blocks of {self.grid.block_shape}, halo {self.grid.halo.shape}) in {total:.1f}s\n"
+            f"  skipped {self.n_skipped} of {self.n_blocks} blocks (no tissue)\n"
             f"  stages: {stages}\n"
             f"  labels: {self.labels_url}\n"
             f"  table:  {self.table_url}"
@@ -104,7 +116,7 @@ def _resolve_config(config: SegmentConfig | None, options: dict[str, Any]) -> Se
 
 def segment(
     input: str,
-    output: str,
+    output: str | None = None,
     *,
     config: SegmentConfig | None = None,
     client: Any = None,
@@ -120,9 +132,13 @@ def segment(
     input : str
         OME-Zarr (0.4/0.5, bioformats2raw), zarr array or TIFF; a path or an
         fsspec URL.
-    output : str
-        Where to write the OME-Zarr result: the image copy, ``labels/nuclei``
-        (uint32, same pyramid levels) and ``labels/nuclei.parquet``.
+    output : str, optional
+        Where to write the result (``labels/nuclei``, uint32, same pyramid
+        levels, and ``labels/nuclei.parquet/``). With ``output_mode="copy"``
+        (default) it is an OME-Zarr image holding a copy of the input; with
+        ``"labels-only"`` it holds only the labels, naming the input as their
+        image; with ``"into-input"`` there is none: the labels go into the
+        input OME-Zarr (the only time bigseg writes into its input).
     config : SegmentConfig, optional
         Full configuration; ``options`` override it field by field.
     client : distributed.Client, optional
@@ -143,17 +159,39 @@ def segment(
     SegmentResult
     """
     cfg = _resolve_config(config, options)
-    in_url, out_url = normalize_url(input), normalize_url(output)
-    check_output_location(in_url, out_url)
+    in_url = normalize_url(input)
+    out_url = output_url(cfg, in_url, output)
     volume = open_volume(in_url, level=cfg.level, channel=cfg.channel, voxel_size=cfg.voxel_size)
     plan = make_plan(cfg, volume, predictor_spec)
     logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
-    image, labels, maps = _create_outputs(cfg, volume, plan.grid, out_url)
-    scratch = Scratch(join_url(out_url, ".bigseg-work"), plan.grid)
+    nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
+    tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
+    image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url)
+    scratch = Scratch(join_url(work, ".bigseg-work"), plan.grid)
     scratch.create(slots=cfg.stitch == "iou")
-    ctx = RunContext(plan.grid, volume, plan.normalization, plan.predictor, plan.params, maps, image, labels, scratch)
+    ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
+    if tissue is not None:
+        ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels))
     with _runner(cfg, client, progress, on_cluster) as runner:
-        return _run(cfg, ctx, plan, runner, out_url, predict=True)
+        return _run(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue)
+
+
+def _context(
+    cfg: SegmentConfig, plan: Plan, volume: Volume, maps: ImageWriter, image: ImageWriter | None,
+    labels: ImageWriter, scratch: Scratch,
+) -> RunContext:
+    """What every task of the run shares, including how far an object may lie from its owning block."""
+    grid = plan.grid
+    if cfg.stitch == "seeds":
+        # a write-ROI voxel takes a seed from the read ROI (ceil(halo / block) blocks away), whose group spans <= 2 blocks
+        reach = tuple(1 + -(-h // b) for h, b in zip(grid.halo.shape, grid.block_shape))
+    else:
+        reach = (1,) * len(grid.block_shape)
+    voxel = float(np.prod(labels.voxel_size))
+    min_size = int(np.ceil(plan.params.min_volume_um3 / voxel)) if plan.params.min_volume_um3 > 0 else 0
+    table_url = join_url(labels.url.rsplit("/", 1)[0], f"{labels.name}.parquet")
+    return RunContext(grid, volume, plan.normalization, plan.predictor, plan.params, maps, image, labels, scratch,
+                      table_url=table_url, owner_reach=reach, min_size=min_size)
 
 
 class _runner:
@@ -181,30 +219,6 @@ class _runner:
             self._cm.__exit__(*exc)
 
 
-def _create_outputs(
-    cfg: SegmentConfig, volume: Volume, grid: Grid, out_url: str
-) -> tuple[ImageWriter, ImageWriter, ImageWriter]:
-    block = grid.block_shape
-    chunk = tuple(b // 2 for b in block) if cfg.shard else block
-    shard = block if cfg.shard else None
-    n_levels = max(1, volume.n_levels - cfg.level)
-    image = create_image(
-        out_url, shape=volume.shape, dtype=volume.dtype, voxel_size=volume.voxel_size, chunk_shape=chunk,
-        shard_shape=shard, n_levels=n_levels, ngff_version=cfg.ngff_version, overwrite=cfg.overwrite,
-    )
-    labels = create_labels(image, LABEL_NAME, dtype="uint32")
-    maps = _create_maps(image, grid, cfg)
-    return image, labels, maps
-
-
-def _create_maps(image: ImageWriter, grid: Grid, cfg: SegmentConfig) -> ImageWriter:
-    return create_image(
-        join_url(image.url, "maps"), shape=(len(MAP_CHANNELS), *grid.volume_shape), dtype=cfg.maps_dtype,
-        voxel_size=image.voxel_size, chunk_shape=grid.block_shape, ngff_version=cfg.ngff_version,
-        channel_names=MAP_CHANNELS, overwrite=True,
-    )
-
-
 def _timed(timings: dict[str, float], stage: str, fn: Callable[[], Any]) -> Any:
     t0 = time.perf_counter()
     out = fn()
@@ -213,70 +227,163 @@ def _timed(timings: dict[str, float], stage: str, fn: Callable[[], Any]) -> Any:
     return out
 
 
-def _run(cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, out_url: str, *, predict: bool) -> SegmentResult:
-    grid, timings = ctx.grid, dict[str, float]()
-    blocks = list(grid.blocks())
+class _Blocks(Sequence[Block]):
+    """The blocks of ``grid`` with the given linear indices, made on demand (the driver holds only the indices)."""
+
+    def __init__(self, grid: Grid, linears: np.ndarray) -> None:
+        self.grid, self.linears = grid, np.asarray(linears, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.linears)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.grid.block(int(v)) for v in self.linears[i]]
+        return self.grid.block(int(self.linears[i]))
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    """``[0, v0, v0 + v1, ...]`` (int64): the offsets that turn per-block counts into IDs."""
+    return np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+
+
+def table_parts(n_kept: np.ndarray, rows_per_file: int) -> list[tuple[int, list[int]]]:
+    """Runs of consecutive owner blocks, about ``rows_per_file`` objects each: one table file per run."""
+    owners = np.flatnonzero(n_kept > 0)
+    if not len(owners):
+        return [(0, [])]
+    start = np.cumsum(n_kept[owners]) - n_kept[owners]
+    part = start // max(1, rows_per_file)
+    _, first = np.unique(part, return_index=True)
+    bounds = [*first.tolist(), len(owners)]
+    return [(k, owners[a:b].tolist()) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+def _fold(
+    runner: BlockRunner, stage: str, fn: Callable[..., Any], blocks: _Blocks, args: Any = None, *,
+    keep: list[Any] | None = None, resources: dict[str, float] | None = None,
+) -> np.ndarray:
+    """Run a stage; per-block counts (the result, or its first item) in an array over the whole grid.
+
+    A result's second item, when non-empty, is appended to ``keep``: the driver
+    holds per-block numbers and the rare extra rows, never a list of every result.
+    """
+    out = np.zeros(blocks.grid.n_blocks, dtype=np.int64)
+    for i, result in runner.imap(stage, fn, blocks, args, resources=resources):
+        if isinstance(result, tuple):
+            result, extra = result
+            if keep is not None and len(extra):
+                keep.append(extra)
+        if result is not None:
+            out[blocks.linears[i]] = result
+    return out
+
+
+def _number(cfg: SegmentConfig, ctx: RunContext, runner: BlockRunner, counts: np.ndarray,
+            timings: dict[str, float]) -> np.ndarray:
+    """Pairs, per-block roots, wide groups: the offsets that make final IDs (prefix sums of root counts)."""
+    labelled = _Blocks(ctx.grid, np.flatnonzero(counts > 0))
+    seeded = cfg.stitch == "seeds"
+    pairs_task, pairs_args = (seed_pairs_task, None) if seeded else (iou_pairs_task, lambda b: (cfg.min_iou,))
+    _timed(timings, "pairs", lambda: _fold(runner, "pairs", pairs_task, labelled, pairs_args))
+    counts_h, wide = runner.share(counts), list[np.ndarray]()
+    nonroots = _timed(timings, "resolve", lambda: _fold(
+        runner, "resolve", resolve_task, labelled, lambda b: (counts_h,), keep=wide))
+    nonroots += _add_wide_roots(ctx, np.concatenate(wide or [np.zeros((0, 2), np.uint64)]), ctx.grid.n_blocks)
+    offsets = _prefix(counts - nonroots)
+    if offsets[-1] > MAX_LOCAL:
+        raise InputError(f"{offsets[-1]} objects do not fit in uint32 IDs (at most {MAX_LOCAL}); segment in parts")
+    return offsets
+
+
+def _run(
+    cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, out_url: str, *, predict: bool,
+    tissue: TissueMask | None = None,
+) -> SegmentResult:
+    grid, timings, n = ctx.grid, dict[str, float](), ctx.grid.n_blocks
+    active = tissue.active if tissue is not None else np.ones(n, dtype=bool)
+    blocks = _Blocks(grid, np.flatnonzero(active))
     runner.set_context(ctx)
     seeded = cfg.stitch == "seeds"
-    counts = _timed(timings, "predict" if predict else "seeds", lambda: runner.run(
-        "predict", predict_task, blocks, lambda b: (seeded,),
-        resources={"GPU": 1} if cfg.gpu_resources and predict else None,
-    ))
-    if seeded:
-        pairs = _timed(timings, "pairs", lambda: runner.run("pairs", seed_pairs_task, blocks))
-    else:
-        counts = _timed(timings, "decode", lambda: runner.run("decode", local_decode_task, blocks))
-        pairs = _timed(timings, "pairs", lambda: runner.run("pairs", iou_pairs_task, blocks, lambda b: (cfg.min_iou,)))
-    numbering = number_objects(np.asarray(counts, dtype=np.int64), np.concatenate(pairs))
-
-    def numbering_for(block: Any) -> tuple[Any]:
-        touching = [b.linear for b in grid.blocks_touching(block.read_roi)] if seeded else [block.linear]
-        return (numbering.subset(touching),)
-
+    if ctx.image is not None and predict and not active.all():
+        _timed(timings, "copy", lambda: _fold(runner, "copy", copy_task, _Blocks(grid, np.flatnonzero(~active))))
+    counts = _timed(timings, "predict" if predict else "seeds", lambda: _fold(
+        runner, "predict", predict_task, blocks, lambda b: (seeded,),
+        resources={"GPU": 1} if cfg.gpu_resources and predict else None))
+    if not seeded:
+        counts = _timed(timings, "decode", lambda: _fold(runner, "decode", local_decode_task, blocks))
+    offsets = _number(cfg, ctx, runner, counts, timings)
+    counts_h, offsets_h, far = runner.share(counts), runner.share(offsets), list[BlockStats]()
     write_fn = flood_task if seeded else iou_write_task
-    parts = _timed(timings, "flood", lambda: runner.run("flood", write_fn, blocks, numbering_for))
-    stats = combine_stats(parts)
-    voxel = float(np.prod(grid_voxel := ctx.labels.voxel_size))
-    min_size = int(np.ceil(plan.params.min_volume_um3 / voxel)) if plan.params.min_volume_um3 > 0 else 0
-    renumbering = Renumbering.from_sizes(stats.ids.astype(np.uint32), stats.count, min_size=min_size)
-    _timed(timings, "relabel", lambda: runner.run(
-        "relabel", relabel_task, blocks, lambda b: (renumbering.subset(parts[b.linear].ids.astype(np.uint32)),)
-    ))
+    _timed(timings, "flood", lambda: _fold(runner, "flood", write_fn, blocks, lambda b: (counts_h, offsets_h), keep=far))
+    far_by_owner = _by_owner(combine_stats(far), offsets)
+    active_h = runner.share(active)
+    n_kept = _timed(timings, "measure", lambda: _fold(
+        runner, "measure", measure_task, _Blocks(grid, np.flatnonzero(np.diff(offsets) > 0)),
+        lambda b: (active_h, offsets_h, far_by_owner.get(b.linear, BlockStats.empty()))))
+    kept_offsets = _prefix(n_kept)
+    kept_h = runner.share(kept_offsets)
+    mask_h = runner.share((tissue.mask, tissue.factor)) if tissue is not None else None
+    _timed(timings, "relabel", lambda: _fold(runner, "relabel", relabel_task, blocks,
+                                             lambda b: (offsets_h, kept_h, mask_h)))
     _timed(timings, "pyramid", lambda: _build_pyramids(ctx, runner))
-    table_url = _timed(timings, "table", lambda: _write_table(ctx, stats, renumbering, grid_voxel, out_url))
-    n_objects = int(renumbering.n_kept)
-    _finalize(cfg, ctx, plan, n_objects, predict)
+    voxel = ctx.labels.voxel_size
+    clear_table(ctx.table_url)
+    _timed(timings, "table", lambda: runner.run(
+        "table", table_task, table_parts(n_kept, ROWS_PER_TABLE_FILE), lambda p: (kept_h, voxel)))
+    n_objects = int(kept_offsets[-1])
+    _finalize(cfg, ctx, plan, n_objects, predict, tissue)
     return SegmentResult(
-        output=out_url, labels_url=ctx.labels.url, table_url=table_url, n_objects=n_objects,
-        n_blocks=grid.n_blocks, grid=grid, voxel_size=grid_voxel, timings=timings,
-        dashboard_link=getattr(runner.client, "dashboard_link", None),
+        output=out_url, labels_url=ctx.labels.url, table_url=ctx.table_url, n_objects=n_objects,
+        n_blocks=grid.n_blocks, grid=grid, voxel_size=voxel, timings=timings,
+        dashboard_link=getattr(runner.client, "dashboard_link", None), n_skipped=n - len(blocks),
     )
+
+
+def _add_wide_roots(ctx: RunContext, pairs: np.ndarray, n_blocks: int) -> np.ndarray:
+    """Roots of the groups wider than two blocks (one union-find over their pairs only), added to the
+    root tables of their blocks; returns the non-roots added per block."""
+    added = np.zeros(n_blocks, dtype=np.int64)
+    ids, roots = merge_wide(pairs)
+    if not len(ids):
+        return added
+    blk, loc = split_provisional(ids)
+    logger.info("%d IDs in objects wider than two blocks, in %d blocks", len(ids), len(np.unique(blk)))
+    for b in np.unique(blk).tolist():
+        sel = blk == b
+        table = ctx.scratch.load("roots", b)
+        nonroot = np.concatenate([table["nonroot"], loc[sel]])
+        order = np.argsort(nonroot)
+        ctx.scratch.save("roots", b, nonroot=nonroot[order], roots=np.concatenate([table["roots"], roots[sel]])[order])
+        added[b] = int(sel.sum())
+    return added
+
+
+def _by_owner(stats: BlockStats, offsets: np.ndarray) -> dict[int, BlockStats]:
+    """Rows of objects wider than two blocks, per owning block."""
+    owner = owner_blocks(stats.ids, offsets)
+    return {int(r): BlockStats(**{f.name: getattr(stats, f.name)[owner == r] for f in fields(stats)})
+            for r in np.unique(owner)}
 
 
 def _build_pyramids(ctx: RunContext, runner: BlockRunner) -> None:
     for level in range(1, ctx.labels.n_levels):
         items: list[tuple[str, int, Any]] = [("labels", level, r) for r in ctx.labels.pyramid_rois(level)]
+        if ctx.tissue is not None:
+            items += [("tissue", level, r) for r in ctx.tissue.pyramid_rois(level)]
         if ctx.image is not None:
             items += [("image", level, r) for r in ctx.image.pyramid_rois(level)]
         runner.run(f"pyramid-{level}", pyramid_task, items)
 
 
-def _write_table(ctx: RunContext, stats: BlockStats, renumbering: Renumbering, voxel_size: Any, out_url: str) -> str:
-    new_ids = renumbering.apply(stats.ids.astype(np.uint32))
-    keep = new_ids > 0
-    kept = BlockStats(**{f.name: getattr(stats, f.name)[keep] for f in fields(stats)})
-    kept = replace(kept, ids=new_ids[keep].astype(np.uint64))
-    url = join_url(out_url, "labels", f"{ctx.labels.name}.parquet")
-    write_table(object_table(kept, voxel_size), url)
-    return url
-
-
-def _finalize(cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool) -> None:
+def _finalize(
+    cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool, tissue: TissueMask | None
+) -> None:
     ctx.scratch.remove()
     if predicted and cfg.save_maps:
         ctx.maps.finalize({"role": "bcd-maps"})
     elif predicted:
-        remove_tree(ctx.maps.url)
+        remove_tree(ctx.maps.url, ctx.maps.storage_options)
     run = {
         "n_objects": n_objects,
         "table": f"{ctx.labels.name}.parquet",
@@ -285,10 +392,19 @@ def _finalize(cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, p
         "diameter_um": plan.diameter_um,
         **({"diameter_estimate": plan.diameter_estimate.as_dict()} if plan.diameter_estimate else {}),
         "grid": {"block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape)},
+        "skipped_blocks": tissue.n_skipped if tissue is not None else 0,
     }
     ctx.labels.finalize({"run": run})
+    if ctx.tissue is not None and tissue is not None:
+        ctx.tissue.finalize({"tissue": {
+            "level": tissue.level, "threshold": tissue.threshold, "values": {"1": "tissue", "2": "margin"},
+            "skipped_blocks": tissue.n_skipped,
+        }})
     if ctx.image is not None:
         ctx.image.finalize({"labels": [LABEL_NAME]})
+    elif cfg.output_mode == "labels-only":
+        root = open_group(ctx.labels.url.rsplit("/", 2)[0], ctx.labels.storage_options, mode="r+")
+        root.attrs.update({"bigseg": {**dict(root.attrs).get("bigseg", {}), "complete": True}})
 
 
 def decode(
@@ -317,13 +433,22 @@ def decode(
     defaults = DecodeParams(**previous.get("decode", {}))
     diameter = float(previous.get("diameter_um", 10.0))
     params = replace(defaults, **decode_overrides(cfg))
-    maps, image, volume = open_writer(maps_url), open_writer(out_url), open_volume(out_url)
+    source = dict(open_group(out_url).attrs).get("bigseg", {}).get("source_image")
+    maps = open_writer(maps_url)
+    if source is None:  # an image copy: measure on it
+        image, volume = open_writer(out_url), open_volume(out_url)
+    else:  # labels only: measure on the source image; the new labels take the old ones' geometry
+        used = previous.get("config", {})
+        volume = open_volume(source, level=used.get("level", 0), channel=used.get("channel"),
+                             voxel_size=used.get("voxel_size"))
+        image = replace(open_writer(join_url(out_url, "labels", LABEL_NAME)), url=out_url, is_labels=False)
     grid_attrs = previous.get("grid", {})
     grid = Grid(volume.shape, tuple(maps.chunk_shapes[0][-3:]), Halo.of(grid_attrs.get("halo", cfg.halo or 0)))
     plan = Plan(grid, None, None, params, diameter)
-    labels = create_labels(image, label_name, dtype="uint32", overwrite=cfg.overwrite)
+    labels = create_labels(image, label_name, dtype="uint32", overwrite=cfg.overwrite,
+                           source=relative(source, join_url(out_url, "labels", label_name)) if source else None)
     scratch = Scratch(join_url(out_url, ".bigseg-work"), grid)
     scratch.create(slots=cfg.stitch == "iou")
-    ctx = RunContext(grid, volume, None, None, params, maps, None, labels, scratch)
+    ctx = _context(cfg, plan, volume, maps, None, labels, scratch)
     with _runner(cfg, client, progress, on_cluster) as runner:
         return _run(cfg, ctx, plan, runner, out_url, predict=False)

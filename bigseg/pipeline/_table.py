@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pyarrow as pa
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 
 from bigseg.io import get_fs, is_local
 
-__all__ = ["write_table"]
+__all__ = ["clear_table", "write_table"]
 
 
 def write_table(table: pa.Table, url: str) -> None:
@@ -30,3 +31,16 @@ def write_table(table: pa.Table, url: str) -> None:
     fs, path = get_fs(url)
     with fs.open(path, "wb") as f:
         pq.write_table(table, f)
+
+
+def clear_table(url: str) -> None:
+    """Remove a previous table at ``url`` (a partitioned folder, or one file of an older run)."""
+    if is_local(url):
+        if os.path.isdir(url):
+            shutil.rmtree(url)
+        elif os.path.exists(url):
+            os.remove(url)
+        return
+    fs, path = get_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)

@@ -8,38 +8,48 @@ or shard.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import fastremap
 import numpy as np
 
 from bigseg.decode import DecodeParams, flood_block, seed_mask, watershed_block
-from bigseg.io import ImageWriter, Volume, check_finite
-from bigseg.measure import BlockStats, block_stats
+from bigseg.io import ImageWriter, Volume, check_finite, copy_image_block, join_url
+from bigseg.measure import BlockStats, block_stats, combine_stats, object_table
 from bigseg.predict import Normalization, PredictorSpec, get_predictor
 from bigseg.stitch import (
     Numbering,
     Renumbering,
     face_pairs,
-    iou_pairs,
     label_seeds,
+    local_numbering,
+    iou_pairs,
+    owner_blocks,
     provisional_ids,
     shared_read_roi,
+    resolve_roots,
+    split_provisional,
 )
 from bigseg.tiling import Block, Grid, Roi
 from bigseg.pipeline._maps import decode_maps, encode_maps
 from bigseg.pipeline._scratch import Scratch
+from bigseg.pipeline._table import write_table
 
 __all__ = [
     "RunContext",
+    "copy_task",
     "flood_task",
+    "local_decode_task",
+    "measure_task",
     "iou_pairs_task",
     "iou_write_task",
-    "local_decode_task",
     "predict_task",
     "pyramid_task",
     "relabel_task",
+    "resolve_task",
     "seed_pairs_task",
+    "table_task",
 ]
 
 
@@ -56,6 +66,13 @@ class RunContext:
     image: ImageWriter | None
     labels: ImageWriter
     scratch: Scratch
+    table_url: str = ""
+    #: How many blocks (per axis) an object's voxels may lie from the block owning it.
+    owner_reach: tuple[int, ...] = (1, 1, 1)
+    #: Objects with fewer voxels are removed.
+    min_size: int = 0
+    #: The tissue mask's label image (with empty-block skipping).
+    tissue: ImageWriter | None = None
 
 
 def _read_maps(ctx: RunContext, roi: Roi) -> np.ndarray:
@@ -108,15 +125,59 @@ def _plane(roi: Roi, axis: int, at: int) -> Roi:
     return Roi(tuple(offset), tuple(shape))
 
 
-def seed_pairs_task(ctx: RunContext, block: Block) -> np.ndarray:
-    """Stage 2 (seeds): pairs of seed IDs touching across this block's high faces."""
+def seed_pairs_task(ctx: RunContext, block: Block) -> int:
+    """Stage 2 (seeds): pairs of seed IDs touching across this block's high faces, saved; returns how many."""
     pairs = [np.zeros((0, 2), dtype=np.uint64)]
     for axis, hi in _higher_neighbours(ctx.grid, block):
         face = block.write_roi.end[axis]
         lo_plane = ctx.scratch.read("seeds", _plane(block.write_roi, axis, face - 1))
         hi_plane = ctx.scratch.read("seeds", _plane(hi.write_roi, axis, face))
         pairs.append(face_pairs(np.squeeze(lo_plane, axis), block.linear, np.squeeze(hi_plane, axis), hi.linear))
-    return np.concatenate(pairs)
+    out = np.concatenate(pairs)
+    ctx.scratch.save("pairs", block.linear, pairs=out)
+    return len(out)
+
+
+def _around(grid: Grid, block: Block, lo: int | tuple[int, ...], hi: int | tuple[int, ...]) -> list[int]:
+    """Linear indices of the blocks ``block.index + d``, ``lo <= d <= hi`` per axis, inside the grid."""
+    n = len(block.index)
+    lo_t = (lo,) * n if isinstance(lo, int) else lo
+    hi_t = (hi,) * n if isinstance(hi, int) else hi
+    ranges = [np.arange(max(0, i + a), min(g, i + b + 1)) for i, a, b, g in zip(block.index, lo_t, hi_t, grid.grid_shape)]
+    mesh = np.meshgrid(*ranges, indexing="ij")
+    return [int(v) for v in np.ravel_multi_index(tuple(m.ravel() for m in mesh), grid.grid_shape)]
+
+
+def resolve_task(ctx: RunContext, block: Block, counts: np.ndarray) -> tuple[int, np.ndarray]:
+    """Stage (both paths): roots of this block's merged IDs from the pairs around it.
+
+    Returns the non-root count and this block's pairs in groups wider than two
+    blocks (usually none), whose roots the driver finds.
+    """
+    around = [c for c in _around(ctx.grid, block, -2, 1) if counts[c] > 0]
+    pairs = {c: ctx.scratch.load("pairs", c)["pairs"] for c in around}
+    nonroot, roots, wide = resolve_roots(np.concatenate(list(pairs.values())), block.linear, ctx.grid.grid_shape)
+    ctx.scratch.save("roots", block.linear, nonroot=nonroot, roots=roots)
+    own = pairs[block.linear]
+    return len(nonroot), own[np.isin(split_provisional(own[:, 0])[1], wide)]
+
+
+def _numbering(ctx: RunContext, blocks: list[int], counts: np.ndarray, offsets: np.ndarray) -> Numbering:
+    """The numbering of ``blocks``, from their root tables and those of the blocks holding their roots."""
+    empty = (np.zeros(0, np.uint32), np.zeros(0, np.uint64))
+
+    def table(b: int) -> tuple[np.ndarray, np.ndarray]:
+        if counts[b] == 0:
+            return empty
+        t = ctx.scratch.load("roots", b)
+        return t["nonroot"], t["roots"]
+
+    tables = {b: table(b) for b in blocks}
+    for b in list(tables):
+        for r in np.unique(split_provisional(tables[b][1])[0]).tolist():
+            if r not in tables:
+                tables[r] = table(r)
+    return local_numbering(offsets, tables, blocks)
 
 
 def _global_markers(ctx: RunContext, block: Block, numbering: Numbering) -> np.ndarray:
@@ -128,21 +189,47 @@ def _global_markers(ctx: RunContext, block: Block, numbering: Numbering) -> np.n
     return numbering.to_final(provisional)
 
 
-def _finish_write_roi(ctx: RunContext, block: Block, write_labels: np.ndarray) -> BlockStats:
+def _finish_write_roi(
+    ctx: RunContext, block: Block, write_labels: np.ndarray, offsets: np.ndarray
+) -> tuple[int, BlockStats]:
+    """Write the write ROI's stitched labels; save its partial statistics for the owners nearby.
+
+    Returns the row count and the rows of objects owned farther away (only
+    objects wider than two blocks; usually none), which the driver passes on.
+    """
     ctx.scratch.write("stitched", block.write_roi, write_labels)
     if ctx.volume is not None:
         image = ctx.volume.read(block.write_roi)
     else:
         image = np.zeros(block.write_roi.shape, dtype=np.float32)
-    return block_stats(write_labels, image, block.write_roi, ctx.grid.volume_shape)
+    stats = block_stats(write_labels, image, block.write_roi, ctx.grid.volume_shape)
+    owner = owner_blocks(stats.ids, offsets)
+    own = owner == block.linear
+    far = ~own & ~np.isin(owner, _around(ctx.grid, block, _neg(ctx.owner_reach), ctx.owner_reach))
+    ctx.scratch.save("stats-own", block.linear, **_stats_arrays(_take(stats, own)))
+    ctx.scratch.save("stats-foreign", block.linear, **_stats_arrays(_take(stats, ~own & ~far)))
+    return len(stats), _take(stats, far)
 
 
-def flood_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStats:
-    """Stage 3 (seeds): flood the read ROI from global seeds; write the write ROI."""
+def _neg(t: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-v for v in t)
+
+
+def _take(stats: BlockStats, keep: np.ndarray) -> BlockStats:
+    return BlockStats(**{f.name: getattr(stats, f.name)[keep] for f in fields(stats)})
+
+
+def _stats_arrays(stats: BlockStats) -> dict[str, np.ndarray]:
+    return {f.name: getattr(stats, f.name) for f in fields(stats)}
+
+
+def flood_task(ctx: RunContext, block: Block, counts: np.ndarray, offsets: np.ndarray) -> tuple[int, BlockStats]:
+    """Stage 3 (seeds): flood the read ROI from global seeds; write the write ROI; save partial statistics."""
     maps = _read_maps(ctx, block.read_roi)
-    markers = _global_markers(ctx, block, numbering)
+    touching = [b.linear for b in ctx.grid.blocks_touching(block.read_roi)]
+    markers = _global_markers(ctx, block, _numbering(ctx, touching, counts, offsets))
     labels = flood_block(maps, markers, ctx.params)
-    return _finish_write_roi(ctx, block, labels[block.write_in_read])
+    return _finish_write_roi(ctx, block, labels[block.write_in_read], offsets)
 
 
 def local_decode_task(ctx: RunContext, block: Block) -> int:
@@ -152,8 +239,8 @@ def local_decode_task(ctx: RunContext, block: Block) -> int:
     return int(labels.max(initial=0))
 
 
-def iou_pairs_task(ctx: RunContext, block: Block, min_iou: float) -> np.ndarray:
-    """Stage 3 (iou): mutual-best-IoU pairs with each higher face neighbour."""
+def iou_pairs_task(ctx: RunContext, block: Block, min_iou: float) -> int:
+    """Stage 3 (iou): mutual-best-IoU pairs with each higher face neighbour, saved; returns how many."""
     pairs = [np.zeros((0, 2), dtype=np.uint64)]
     for _, hi in _higher_neighbours(ctx.grid, block):
         roi = shared_read_roi(block, hi)
@@ -162,22 +249,89 @@ def iou_pairs_task(ctx: RunContext, block: Block, min_iou: float) -> np.ndarray:
         a = provisional_ids(ctx.scratch.read_slot(block, roi), block.linear)
         b = provisional_ids(ctx.scratch.read_slot(hi, roi), hi.linear)
         pairs.append(iou_pairs(a, b, min_iou=min_iou))
-    return np.concatenate(pairs)
+    out = np.concatenate(pairs)
+    ctx.scratch.save("pairs", block.linear, pairs=out)
+    return len(out)
 
 
-def iou_write_task(ctx: RunContext, block: Block, numbering: Numbering) -> BlockStats:
-    """Stage 4 (iou): the write ROI's local labels → final IDs."""
+def iou_write_task(
+    ctx: RunContext, block: Block, counts: np.ndarray, offsets: np.ndarray
+) -> tuple[int, BlockStats]:
+    """Stage 4 (iou): the write ROI's local labels → stitched IDs; save partial statistics."""
     local = ctx.scratch.read_slot(block, block.write_roi)
-    return _finish_write_roi(ctx, block, numbering.to_final(provisional_ids(local, block.linear)))
+    numbering = _numbering(ctx, [block.linear], counts, offsets)
+    return _finish_write_roi(ctx, block, numbering.to_final(provisional_ids(local, block.linear)), offsets)
 
 
-def relabel_task(ctx: RunContext, block: Block, renumbering: Renumbering) -> None:
-    """Last stage: drop small objects, consecutive uint32 IDs, write level 0."""
-    ctx.labels.write(block.write_roi, renumbering.apply(ctx.scratch.read("stitched", block.write_roi)))
+def measure_task(ctx: RunContext, block: Block, active: np.ndarray, offsets: np.ndarray, far: BlockStats) -> int:
+    """Combine the partial statistics of the objects this block owns (exchanged with neighbours only, plus
+    ``far`` rows of wide objects from the driver); keep those of >= ``min_size`` voxels; returns how many."""
+    parts = [BlockStats(**ctx.scratch.load("stats-own", block.linear)), far]
+    for c in _around(ctx.grid, block, _neg(ctx.owner_reach), ctx.owner_reach):
+        if c != block.linear and active[c]:
+            foreign = BlockStats(**ctx.scratch.load("stats-foreign", c))
+            parts.append(_take(foreign, owner_blocks(foreign.ids, offsets) == block.linear))
+    stats = combine_stats(parts)
+    kept = _take(stats, stats.count >= ctx.min_size)
+    ctx.scratch.save("objects", block.linear, **_stats_arrays(kept))
+    ctx.scratch.save("kept", block.linear, ids=kept.ids)
+    return len(kept)
+
+
+def _upsample(mask: np.ndarray, factor: tuple[int, ...], roi: Roi) -> np.ndarray:
+    """``roi`` (voxels) of a coarse ``mask``, each coarse voxel repeated ``factor`` times per axis."""
+    lo = [o // f for o, f in zip(roi.offset, factor)]
+    part = mask[tuple(slice(a, -(-e // f)) for a, e, f in zip(lo, roi.end, factor))]
+    for axis, f in enumerate(factor):
+        part = np.repeat(part, f, axis=axis)
+    return part[tuple(slice(o - a * f, o - a * f + s) for o, a, f, s in zip(roi.offset, lo, factor, roi.shape))]
+
+
+def relabel_task(
+    ctx: RunContext, block: Block, offsets: np.ndarray, kept_offsets: np.ndarray,
+    mask: tuple[np.ndarray, tuple[int, ...]] | None = None,
+) -> None:
+    """Last stage: drop small objects, consecutive uint32 IDs (1 + rank among kept objects), write level 0
+    (and the block's part of the tissue mask, when skipping)."""
+    if ctx.tissue is not None and mask is not None:
+        ctx.tissue.write(block.write_roi, _upsample(mask[0], mask[1], block.write_roi))
+    stitched = ctx.scratch.read("stitched", block.write_roi)
+    present = fastremap.unique(stitched)
+    present = present[present != 0].astype(np.int64)
+    owner = owner_blocks(present, offsets)
+    new = np.zeros(len(present), dtype=np.int64)
+    for r in np.unique(owner).tolist():
+        sel = owner == r
+        kept = ctx.scratch.load("kept", r)["ids"].astype(np.int64)
+        pos = np.searchsorted(kept, present[sel])
+        hit = pos < len(kept)
+        hit[hit] = kept[pos[hit]] == present[sel][hit]
+        new[sel] = np.where(hit, kept_offsets[r] + 1 + pos, 0)
+    renumbering = Renumbering(present.astype(np.uint32), new.astype(np.uint32), int(kept_offsets[-1]))
+    ctx.labels.write(block.write_roi, renumbering.apply(stitched))
+
+
+def table_task(ctx: RunContext, part: tuple[int, list[int]], kept_offsets: np.ndarray, voxel_size: Any) -> int:
+    """Write one file of the object table: the kept objects of a run of consecutive owner blocks."""
+    index, owners = part
+    pieces = []
+    for r in owners:
+        stats = BlockStats(**ctx.scratch.load("objects", r))
+        ids = np.arange(kept_offsets[r] + 1, kept_offsets[r] + 1 + len(stats), dtype=np.uint64)
+        pieces.append(replace(stats, ids=ids))
+    stats = combine_stats(pieces) if pieces else BlockStats.empty()
+    write_table(object_table(stats, voxel_size), join_url(ctx.table_url, f"part-{index:05d}.parquet"))
+    return len(stats)
+
+
+def copy_task(ctx: RunContext, block: Block) -> None:
+    """Copy a skipped block's image into the output copy (it is never predicted)."""
+    assert ctx.image is not None and ctx.volume is not None  # only submitted for an image copy
+    copy_image_block(ctx.volume, ctx.image, block.write_roi)
 
 
 def pyramid_task(ctx: RunContext, item: tuple[str, int, Roi]) -> None:
     """Build one write unit of a lower-resolution level."""
     which, level, roi = item
-    writer: Any = ctx.labels if which == "labels" else ctx.image
-    writer.build_pyramid_block(level, roi, "nearest" if which == "labels" else "mean")
+    writer: Any = {"labels": ctx.labels, "tissue": ctx.tissue, "image": ctx.image}[which]
+    writer.build_pyramid_block(level, roi, "mean" if which == "image" else "nearest")

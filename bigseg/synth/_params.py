@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from bigseg.errors import InputError
 from bigseg.tiling import parse_triple, parse_voxel_size
+from bigseg.synth._tissue import TISSUE_KINDS
 
 __all__ = ["DTYPES", "SynthParams"]
 
@@ -51,6 +52,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "photons_per_unit": (0.0, None, False, True),
     "read_noise": (0.0, None, True, True),
     "offset": (0.0, None, True, True),
+    "outside_background": (0.0, None, True, True),
 }
 
 
@@ -141,6 +143,13 @@ class SynthParams:
         Gaussian camera noise sd, output units.
     offset : float
         Camera baseline added after the noise (not photons), output units.
+    tissue : {"none", "ellipsoid", "brain"}
+        Where the tissue is: everywhere ("none"), an ellipsoid filling the box
+        (about 52 % of it) or a seeded brain-like blob (about 45 %). Outside it
+        there are no nuclei or blobs, and the background is
+        ``outside_background`` (a dark box with camera noise).
+    outside_background : float
+        Background level outside the tissue before noise, output units.
     dtype : {"uint8", "uint16", "float32"}
         Image data type; integer types are rounded and clipped.
     """
@@ -176,6 +185,8 @@ class SynthParams:
     photons_per_unit: float = 1.0
     read_noise: float = 2.0
     offset: float = 0.0
+    tissue: str = "none"
+    outside_background: float = 0.0
     dtype: Literal["uint8", "uint16", "float32"] = "uint16"
 
     def __post_init__(self) -> None:
@@ -187,6 +198,8 @@ class SynthParams:
             _set(self, name, _check_range(name, getattr(self, name), lo, hi, lo_in, hi_in))
         for name in ("nucleus_intensity", "envelope"):
             _set(self, name, _check_range(name, getattr(self, name), None, None, True, True))
+        if self.tissue not in TISSUE_KINDS:
+            raise InputError(f"`tissue` must be one of {', '.join(TISSUE_KINDS)}, got {self.tissue!r}")
         if self.dtype not in DTYPES:
             raise InputError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         smallest = min(self.voxel_size)

@@ -31,6 +31,7 @@ import numpy as np
 
 from bigseg.errors import InputError
 from bigseg.synth._params import SynthParams
+from bigseg.synth._tissue import tissue_inside
 from bigseg.tiling import Roi
 
 __all__ = ["Geometry", "NucleusSet", "Placement", "directional_radius"]
@@ -220,7 +221,12 @@ class Placement:
         wweight *= p.irregularity / wweight.sum(axis=1, keepdims=True)
         ids = self.cell_id_base(cell) + slot
         bound = axes.max(axis=1) * (1 + p.irregularity) * max(1.0, p.axial_stretch)
-        return NucleusSet(ids, centre, axes, inv, bound, prio, brightness, wdir, wfreq, wphase, wweight)
+        out = NucleusSet(ids, centre, axes, inv, bound, prio, brightness, wdir, wfreq, wphase, wweight)
+        # Drawn first, filtered after: a cell's random stream does not depend on the tissue.
+        return out.take(np.flatnonzero(self._in_tissue(centre))) if p.tissue != "none" else out
+
+    def _in_tissue(self, centre: np.ndarray) -> np.ndarray:
+        return tissue_inside(self.params.tissue, self.shape, self.seed, centre[:, 0], centre[:, 1], centre[:, 2])
 
     def _positions(self, rng: np.random.Generator, cell: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Slot numbers (ID offsets within the cell) and centres (voxels) of a cell's candidates.
@@ -393,8 +399,8 @@ class Placement:
         sigma = p.blob_sigma_um * np.exp(np.clip(0.3 * rng.standard_normal(n), -0.6, 0.6))
         peak = p.blob_intensity * np.exp(0.4 * rng.standard_normal(n))
         nb = self.neighbourhood(cell)
-        clear = np.ones(n, dtype=bool)
-        for i in range(n):
+        clear = self._in_tissue(centre) if p.tissue != "none" else np.ones(n, dtype=bool)
+        for i in np.flatnonzero(clear):
             dist = np.linalg.norm((nb.centre - centre[i]) * self._vs, axis=1)
             close = np.flatnonzero(dist <= nb.bound_um + 3 * sigma[i])
             clear[i] = not any(self.accepted(int(nb.ids[j])) for j in close)

@@ -24,6 +24,7 @@ from bigseg.errors import InputError
 from bigseg.synth._fields import KEY_CUBE, blur, key_cubes, gauss_radius, smooth_field
 from bigseg.synth._params import SynthParams
 from bigseg.synth._placement import NucleusSet, Placement
+from bigseg.synth._tissue import tissue_inside
 from bigseg.tiling import Roi, parse_shape
 
 __all__ = ["render_labels", "synthesize_block", "validate_seed"]
@@ -84,7 +85,7 @@ def synthesize_block(
     haze_um = 3 * max(params.haze_sigma_um) if params.haze > 0 else 0.0
     nuclei = placement.nuclei_near(obj_win, margin_um=haze_um)
     labels, rho = render_labels(nuclei, obj_win, params)
-    obj = _object_image(params, seed, obj_win, nuclei, labels, rho)
+    obj = _object_image(params, shape, seed, obj_win, nuclei, labels, rho)
     _add_spots(obj, obj_win, nuclei.centre, _haze_sigmas(params, len(nuclei)), _haze_peaks(params, nuclei), vs)
     blob_c, blob_s, blob_p = placement.blobs_near(obj_win)
     _add_spots(obj, obj_win, blob_c, np.repeat(blob_s[:, None], 3, axis=1), blob_p * abs(params.nucleus_intensity), vs)
@@ -174,11 +175,16 @@ def _perturb_at(
 
 
 def _object_image(
-    p: SynthParams, seed: int, win: Roi, nuclei: NucleusSet, labels: np.ndarray, rho: np.ndarray
+    p: SynthParams, shape: tuple[int, int, int], seed: int, win: Roi, nuclei: NucleusSet, labels: np.ndarray,
+    rho: np.ndarray,
 ) -> np.ndarray:
     """Noise-free, unblurred intensity over ``win`` (float64)."""
     vs = p.voxel_size
     obj = np.full(win.shape, p.background, dtype=np.float64)
+    if p.tissue != "none":
+        z, y, x = (np.arange(o, e, dtype=np.float64) for o, e in zip(win.offset, win.end))
+        tissue = tissue_inside(p.tissue, shape, seed, z[:, None, None], y[None, :, None], x[None, None, :])
+        obj[~tissue] = p.outside_background
     if p.background_texture > 0:
         sig = tuple(p.background_texture_scale_um / v for v in vs)
         obj *= np.maximum(1.0 + p.background_texture * smooth_field(seed, TAG_BG_TEXTURE, win, sig), 0.0)

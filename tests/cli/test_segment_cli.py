@@ -31,3 +31,20 @@ def test_bad_input_exits_2_with_message(tmp_path):
     res = runner.invoke(app, ["segment", str(tmp_path / "missing.zarr"), str(tmp_path / "o.zarr"), "--scheduler", "sync"])
     assert res.exit_code == 2
     assert "missing.zarr" in res.output
+
+
+def test_labels_only_then_decode_and_into_input_without_out(tmp_path):
+    image, _ = balls_volume((32, 64, 64), np.array([(16, 16, 16), (16, 48, 48)]), 6.0)
+    src, out = tmp_path / "in.zarr", tmp_path / "labels.zarr"
+    write_image(src, image)
+    common = ["--predictor", "classical", "--diameter", "12", "--scheduler", "sync", "--block-shape", "32", "32",
+              "32", "--no-progress"]
+    res = runner.invoke(app, ["segment", str(src), str(out), "--output-mode", "labels-only", "--save-maps", *common])
+    assert res.exit_code == 0, res.output
+    assert "found 2 nuclei" in res.output and "skipped" in res.output
+    res = runner.invoke(app, ["decode", str(out), "--name", "again", "--scheduler", "sync", "--no-progress"])
+    assert res.exit_code == 0 and "found 2 nuclei" in res.output, res.output
+    res = runner.invoke(app, ["segment", str(src), *common])
+    assert res.exit_code == 2 and "give an output" in res.output
+    res = runner.invoke(app, ["segment", str(src), "--output-mode", "into-input", *common])
+    assert res.exit_code == 0 and (src / "labels" / "nuclei").is_dir(), res.output

@@ -93,3 +93,26 @@ def test_cli_writes_and_reports(tmp_path) -> None:
     assert again.exit_code == 2 and "--overwrite" in again.output
     bad = CliRunner().invoke(app, ["synth", str(tmp_path / "x.zarr"), "--preset", "nope"])
     assert bad.exit_code == 2 and "valid presets: mesospim" in bad.output
+
+
+@pytest.mark.parametrize("kind", ["ellipsoid", "brain"])
+def test_tissue_mask_is_blocking_invariant_and_empty_outside(kind) -> None:
+    params = SynthParams(
+        voxel_size=(1.0, 1.0, 1.0), diameter_um=5.0, volume_fraction=0.2, clustering=0.8, cluster_scale_um=12.0,
+        haze=0.0, tissue=kind, outside_background=20.0, read_noise=3.0, blob_fraction=0.3,
+    )
+    shape = (30, 64, 58)
+    image, labels = synthesize(shape, preset=params, seed=4)
+    blocked = _assemble(params, shape, (19, 32, 23), seed=4)
+    assert np.array_equal(blocked[0], image) and np.array_equal(blocked[1], labels)
+    from bigseg.synth._tissue import tissue_inside
+
+    inside = tissue_inside(kind, shape, 4, *np.indices(shape, sparse=True))
+    assert 0.3 < inside.mean() < 0.6
+    assert len(np.unique(labels)) > 10
+    # nuclei only inside (a nucleus centred inside may cross the edge by its radius)
+    from scipy import ndimage as ndi
+
+    assert not (labels[~ndi.binary_dilation(inside, iterations=4)] > 0).any()
+    far_out = ~ndi.binary_dilation(inside, iterations=8)
+    assert abs(float(image[far_out].mean()) - 20.0) < 2.0  # the dark box: outside level plus noise

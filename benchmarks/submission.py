@@ -1,0 +1,102 @@
+"""Submission and bookkeeping overhead of the block runner at 10^4 and 10^5 blocks.
+
+Runs ``BlockRunner.run`` (the one place that submits to Dask, with its
+bounded window) over the blocks of a grid with a trivial task (returns the
+block's linear index), on a LocalCluster and on an external ``dask scheduler``
++ ``dask worker`` pair (2 single-threaded workers each). Prints time per block
+and the driver's resident memory before and after, so that growth per block
+shows.
+
+    python benchmarks/submission.py                  # 1e4 and 1e5 blocks, local and external
+    python benchmarks/submission.py --blocks 1e4 --kinds local
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+
+from bigseg.pipeline import BlockRunner
+from bigseg.tiling import Grid, Halo
+
+
+def trivial(context: Any, block: Any) -> int:
+    return int(block.linear)
+
+
+@contextlib.contextmanager
+def external(n_workers: int) -> Iterator[str]:
+    """A `dask scheduler` and `n_workers` `dask worker` processes on this machine."""
+    bindir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        sched_file = os.path.join(tmp, "scheduler.json")
+        procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--scheduler-file", sched_file,
+                                   "--host", "127.0.0.1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        for _ in range(200):
+            if os.path.exists(sched_file):
+                break
+            time.sleep(0.1)
+        procs += [subprocess.Popen([str(bindir / "dask"), "worker", "--scheduler-file", sched_file, "--nthreads",
+                                    "1", "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  for _ in range(n_workers)]
+        try:
+            yield sched_file
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(30)
+
+
+@contextlib.contextmanager
+def client_for(kind: str, n_workers: int) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if kind == "local":
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          host="127.0.0.1") as cluster, Client(cluster) as client:
+            yield client
+        return
+    with external(n_workers) as sched_file, Client(scheduler_file=sched_file) as client:
+        client.wait_for_workers(n_workers, timeout=120)
+        yield client
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--blocks", type=float, nargs="+", default=[1e4, 1e5])
+    ap.add_argument("--kinds", nargs="+", default=["local", "external"])
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    me = psutil.Process()
+    for kind in args.kinds:
+        with client_for(kind, args.workers) as client:
+            for n in (int(b) for b in args.blocks):
+                side = round(n ** (1 / 3))
+                grid = Grid((side * 4, side * 4, round(n / side / side) * 4), (4, 4, 4), Halo.of(1))
+                blocks = [grid.block(i) for i in range(grid.n_blocks)]
+                runner = BlockRunner.on(client)
+                runner.set_context(None)
+                rss0 = me.memory_info().rss
+                t0 = time.perf_counter()
+                out = runner.run("trivial", trivial, blocks)
+                seconds = time.perf_counter() - t0
+                assert out == list(range(grid.n_blocks))
+                grew = (me.memory_info().rss - rss0) / 2**20
+                print(f"{kind:8s} {grid.n_blocks:>7,} blocks (window {runner.window}): {seconds:7.1f} s, "
+                      f"{seconds / grid.n_blocks * 1e3:.2f} ms/block; driver RSS +{grew:.0f} MiB "
+                      f"({(me.memory_info().rss) / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

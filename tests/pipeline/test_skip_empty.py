@@ -1,0 +1,104 @@
+"""Empty-block skipping: identical labels with and without it, skipped blocks counted and saved as a mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import zarr
+
+from bigseg.io import open_volume
+from bigseg.pipeline import segment
+from bigseg.testing import balls_volume, write_image
+
+SHAPE = (96, 64, 64)
+EDGE = 32  # tissue is z < EDGE
+
+
+@pytest.fixture(scope="module")
+def edge_volume(tmp_path_factory):
+    """Tissue (a brighter background with nuclei) for z < 32, then a dark box with camera noise;
+    a row of nuclei is centred right on the tissue edge, half of each outside it."""
+    rng = np.random.default_rng(5)
+    inner = np.stack(np.meshgrid(np.arange(6, EDGE - 4, 11), np.arange(6, 60, 11), np.arange(6, 60, 11),
+                                 indexing="ij"), -1).reshape(-1, 3).astype(float)
+    on_edge = np.stack(np.meshgrid([EDGE - 0.5], np.arange(10, 60, 13), np.arange(10, 60, 13), indexing="ij"),
+                       -1).reshape(-1, 3)
+    centres = np.concatenate([inner + rng.uniform(-1, 1, inner.shape), on_edge])
+    image, labels = balls_volume(SHAPE, centres, 4.0, noise=0.02, seed=6)
+    image[:EDGE] += 0.15
+    path = tmp_path_factory.mktemp("skip") / "edge.ome.zarr"
+    write_image(path, image, chunk_shape=(16, 32, 32))
+    return path, labels
+
+
+def _run(src, out, **kw):
+    return segment(str(src), str(out), scheduler="sync", predictor="classical", diameter_um=8.0,
+                   block_shape=(16, 32, 32), **kw)
+
+
+def test_skipping_gives_identical_labels_and_table(edge_volume, tmp_path) -> None:
+    src, truth = edge_volume
+    on = _run(src, tmp_path / "on.zarr")
+    off = _run(src, tmp_path / "off.zarr", skip_empty=False)
+    assert off.n_skipped == 0
+    assert on.n_skipped >= 8  # the z blocks beyond the tissue plus its margin
+    assert on.n_objects == off.n_objects > 0
+    a = open_volume(f"{on.output}/labels/nuclei").read_level(0)
+    b = open_volume(f"{off.output}/labels/nuclei").read_level(0)
+    assert np.array_equal(a, b)  # same IDs, voxel for voxel
+    assert (a[EDGE - 4:EDGE + 4] > 0).any()  # the nuclei on the tissue edge are found
+    assert pq.read_table(on.table_url).equals(pq.read_table(off.table_url))
+    assert "skipped" in on.summary() and f"{on.n_skipped} of {on.n_blocks}" in on.summary()
+
+
+def test_the_mask_is_saved_as_a_label_image(edge_volume, tmp_path) -> None:
+    src, _ = edge_volume
+    result = _run(src, tmp_path / "out.zarr")
+    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
+    assert set(group["labels"].attrs["ome"]["labels"]) == {"nuclei", "tissue"}
+    tissue = group["labels/tissue/0"][:]
+    assert set(np.unique(tissue)) <= {0, 1, 2}
+    assert tissue.shape == SHAPE  # same levels as the nuclei, as NGFF wants of a label image
+    assert (tissue[:EDGE] == 1).mean() > 0.9 and (tissue[-16:] == 0).all()
+    meta = dict(group["labels/tissue"].attrs)["bigseg"]["tissue"]
+    assert meta["skipped_blocks"] == result.n_skipped
+
+
+def test_skipped_blocks_are_never_predicted(edge_volume, tmp_path, monkeypatch) -> None:
+    import bigseg.pipeline._tasks as tasks
+
+    seen = []
+    real = tasks.predict_task
+
+    def spy(ctx, block, *args):
+        seen.append(block.linear)
+        return real(ctx, block, *args)
+
+    monkeypatch.setattr(tasks, "predict_task", spy)
+    import bigseg.pipeline._segment as seg
+
+    monkeypatch.setattr(seg, "predict_task", spy)
+    result = _run(edge_volume[0], tmp_path / "out.zarr")
+    assert len(seen) == result.n_blocks - result.n_skipped
+    assert max(seen) < result.n_blocks - 8  # the last z blocks (empty box) never ran
+
+
+def test_skipped_blocks_are_never_read_without_an_image_copy(edge_volume, tmp_path, monkeypatch) -> None:
+    from bigseg.io import Volume
+    from bigseg.tiling import Grid, Halo
+
+    reads = []
+    real = Volume.read
+
+    def spy(self, roi):
+        reads.append(roi)
+        return real(self, roi)
+
+    monkeypatch.setattr(Volume, "read", spy)
+    result = _run(edge_volume[0], tmp_path / "out.zarr", output_mode="labels-only")
+    grid = result.grid
+    assert result.n_skipped >= 8
+    cores = Grid(grid.volume_shape, grid.block_shape, Halo.of(0))
+    last = [b.write_roi for b in cores.blocks() if b.write_roi.offset[0] >= SHAPE[0] - 16]  # skipped: far from tissue
+    assert reads and not any(not r.intersect(w).empty for r in reads for w in last)
