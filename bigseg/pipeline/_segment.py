@@ -238,7 +238,9 @@ def _run(cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, o
     stats = combine_stats(parts)
     voxel = float(np.prod(grid_voxel := ctx.labels.voxel_size))
     min_size = int(np.ceil(plan.params.min_volume_um3 / voxel)) if plan.params.min_volume_um3 > 0 else 0
-    renumbering = Renumbering.from_sizes(stats.ids.astype(np.uint32), stats.count, min_size=min_size)
+    # Numbered by first voxel, so that the IDs, like the partition, do not depend on the blocking.
+    renumbering = Renumbering.from_sizes(stats.ids.astype(np.uint32), stats.count, min_size=min_size,
+                                         order=stats.first)
     _timed(timings, "relabel", lambda: runner.run(
         "relabel", relabel_task, blocks, lambda b: (renumbering.subset(parts[b.linear].ids.astype(np.uint32)),)
     ))
@@ -263,7 +265,8 @@ def _build_pyramids(ctx: RunContext, runner: BlockRunner) -> None:
 
 def _write_table(ctx: RunContext, stats: BlockStats, renumbering: Renumbering, voxel_size: Any, out_url: str) -> str:
     new_ids = renumbering.apply(stats.ids.astype(np.uint32))
-    keep = new_ids > 0
+    keep = np.flatnonzero(new_ids > 0)
+    keep = keep[np.argsort(new_ids[keep], kind="stable")]  # rows in ID order
     kept = BlockStats(**{f.name: getattr(stats, f.name)[keep] for f in fields(stats)})
     kept = replace(kept, ids=new_ids[keep].astype(np.uint64))
     url = join_url(out_url, "labels", f"{ctx.labels.name}.parquet")
