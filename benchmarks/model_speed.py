@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/model_speed.py [--blocks 64 128 256] [--threads 2] [--device cpu]
+    python benchmarks/model_speed.py [--blocks 64 128 256] [--threads 1] [--device cpu]
 
 For each cubic block shape it times one interior block (write ROI at offset = block shape,
 read ROI = write ROI + halo) with
@@ -11,12 +11,12 @@ read ROI = write ROI + halo) with
   sliding window over the whole read ROI from its own start, Gaussian blending, halo = the
   card's halo scaled to the data;
 * ``new``: ``ModelPredictor.predict(..., write_roi=...)``: the patches of the volume's global
-  grid that meet the core, halo = the grid's reach (the defaults: overlap-tile, overlap 0.25).
+  grid that meet the write ROI, halo = the grid's reach (the defaults: overlap-tile, overlap 0.25).
 
 Both at the model's own scale (1 µm voxels, 12 µm nuclei: step 1, no resampling) and with the
 pipeline's halo rule (at least the seeds' reach of one diameter). Columns: halo, patch voxels run
-per core voxel (for ``new`` also the mean over the 8 block positions of a row, since where the
-block falls on the patch grid changes it), seconds per block, µs per core voxel, and new / old.
+per write-ROI voxel (for ``new`` also the mean over the 8 block positions of a row, since where the
+block falls on the patch grid changes it), seconds per block, µs per write-ROI voxel, and new / old.
 The block is synthetic (``bigseg.synth``, confocal preset). Prints figures only.
 """
 
@@ -54,8 +54,8 @@ def _old_patches(pred: ModelPredictor, read: tuple[int, ...]) -> int:
     return n * int(np.prod(pred.patch_size))
 
 
-def _new_patches(pred: ModelPredictor, core: Roi) -> int:
-    lo, hi = pred.scale.model_cover(core.offset, core.shape)
+def _new_patches(pred: ModelPredictor, roi: Roi) -> int:
+    lo, hi = pred.scale.model_cover(roi.offset, roi.shape)
     return sum(1 for _ in pred.patches.indices(lo, hi)) * int(np.prod(pred.patches.size))
 
 
@@ -67,25 +67,26 @@ def _sync(pred: ModelPredictor) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, nargs="+", default=(64, 128, 256))
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads of the network (the predictor's default: 1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    pred = default_model_spec((1.0, 1.0, 1.0), 12.0, device=args.device, batch_size=args.batch_size).build()
+    pred = default_model_spec((1.0, 1.0, 1.0), 12.0, device=args.device, batch_size=args.batch_size,
+                              threads=args.threads).build()
     reach = math.ceil(12.0 / 1.0) + 1  # the seeds' reach (pipeline._plan): one diameter + 1
     name = torch.cuda.get_device_name() if pred.device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# torch {torch.__version__}, {args.threads} CPU thread(s), {pred.device} ({name}), batch {args.batch_size}, "
           f"patch {pred.patch_size}, new grid {pred.patches}")
-    print(f"{'block':>6} {'tiling':<6} {'halo':>5} {'patch vox/core vox':>18} {'(mean)':>7} {'s/block':>8}"
-          f" {'µs/core vox':>11} {'new/old':>7}")
+    print(f"{'block':>6} {'tiling':<6} {'halo':>5} {'patch vox/voxel':>18} {'(mean)':>7} {'s/block':>8}"
+          f" {'µs/voxel':>11} {'new/old':>7}")
     pred.predict(_image((16, 64, 64)))  # warm-up
     for b in args.blocks:
-        core = Roi((b, b, b), (b, b, b))
+        roi = Roi((b, b, b), (b, b, b))
         old_cost = 0.0
         for tiling, halo in (("old", old_halo(pred)[0]), ("new", pred.halo[0])):
             halo = max(halo, reach)
-            read = core.grow((halo,) * 3)
+            read = roi.grow((halo,) * 3)
             image = _image(read.shape)
             _sync(pred)
             t0 = time.perf_counter()
@@ -94,15 +95,15 @@ def main() -> None:
                 patch = _old_patches(pred, read.shape)
                 mean = float(patch)
             else:
-                pred.predict(image, offset=read.offset, write_roi=core)
-                patch = _new_patches(pred, core)
-                mean = float(np.mean([_new_patches(pred, Roi((i * b, b, b), core.shape)) for i in range(8)]))
+                pred.predict(image, offset=read.offset, write_roi=roi)
+                patch = _new_patches(pred, roi)
+                mean = float(np.mean([_new_patches(pred, Roi((i * b, b, b), roi.shape)) for i in range(8)]))
             _sync(pred)
             seconds = time.perf_counter() - t0
-            cost = seconds / core.size * 1e6
+            cost = seconds / roi.size * 1e6
             ratio = "" if tiling == "old" else f"{cost / old_cost:>7.2f}"
             old_cost = cost
-            print(f"{b:>6} {tiling:<6} {halo:>5} {patch / core.size:>18.2f} {mean / core.size:>7.2f} {seconds:>8.1f}"
+            print(f"{b:>6} {tiling:<6} {halo:>5} {patch / roi.size:>18.2f} {mean / roi.size:>7.2f} {seconds:>8.1f}"
                   f" {cost:>11.3f} {ratio}", flush=True)
             del image
 

@@ -14,7 +14,7 @@ a weight that depends only on the position in the patch::
 
 A voxel's maps are the weighted mean of the patches whose support holds it,
 summed in the patches' global (row-major) order. So a block that evaluates
-exactly the patches whose support meets its core, from the same input, gets
+exactly the patches whose support meets its write ROI, from the same input, gets
 the same maps bit for bit as the whole volume: the maps are a function of the
 volume alone, not of the blocking.
 
@@ -28,7 +28,7 @@ Two weightings:
     border``, so each voxel comes from exactly one patch, at least ``border``
     voxels from its border.
 
-The input a core needs reaches :attr:`PatchGrid.reach` model voxels beyond it
+The input a write ROI needs reaches :attr:`PatchGrid.reach` model voxels beyond it
 on each side. Windows that stick out of the image are filled by repeating
 its edge, which matches the whole volume only where the image edge is the
 volume's edge: elsewhere the caller's halo must hold the reach.
@@ -118,7 +118,7 @@ class PatchGrid:
 
     @property
     def reach(self) -> tuple[int, int, int]:
-        """Model voxels of input beyond a core that its patches read, per side."""
+        """Model voxels of input beyond a write ROI (any box) that its patches read, per side."""
         return tuple(p - m - 1 for p, m in zip(self.size, self.border))  # type: ignore[return-value]
 
     def axis_weights(self, axis: int) -> np.ndarray:

@@ -50,10 +50,10 @@ def test_default_model_blocks_agree(volume) -> None:
     pred = get_predictor(default_model_spec((1.0, 1.0, 1.0), 10.0, device="cpu"))
     whole = pred.predict(image)
     full = Roi((0, 0, 0), image.shape)
-    for core in [Roi((0, 0, 0), (48, 40, 37)), Roi((5, 41, 23), (17, 30, 50)), Roi((20, 61, 59), (28, 35, 37))]:
-        read = core.grow(pred.halo).intersect(full)
-        maps = pred.predict(image[read.to_slices()], offset=read.offset, write_roi=core)
-        np.testing.assert_array_equal(maps, whole[(slice(None), *core.to_slices())])
+    for roi in [Roi((0, 0, 0), (48, 40, 37)), Roi((5, 41, 23), (17, 30, 50)), Roi((20, 61, 59), (28, 35, 37))]:
+        read = roi.grow(pred.halo).intersect(full)
+        maps = pred.predict(image[read.to_slices()], offset=read.offset, write_roi=roi)
+        np.testing.assert_array_equal(maps, whole[(slice(None), *roi.to_slices())])
 
 
 def test_default_model_output_barely_depends_on_patch_overlap(volume) -> None:

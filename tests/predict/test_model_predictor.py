@@ -92,17 +92,17 @@ def _conv_predictor(voxel_size, diameter, **options) -> ModelPredictor:
 @pytest.mark.parametrize("voxel_size,diameter,blend", [((2.0, 0.5, 0.5), 9.0, "tile"), ((1.0, 1.0, 1.0), None, "tile"),
                                                        ((0.7, 0.3, 0.3), 5.0, "gaussian")])
 def test_blocks_agree_with_the_whole_volume(voxel_size, diameter, blend) -> None:
-    """Blocking invariance: a core cut anywhere, read with ``halo`` around it (clipped to the
+    """Blocking invariance: a write ROI cut anywhere, read with ``halo`` around it (clipped to the
     volume), gets exactly the whole volume's maps (float32, bit for bit)."""
     pred = _conv_predictor(voxel_size, diameter, blend=blend)
     vol = _volume()
     whole = pred.predict(vol)
     full = Roi((0, 0, 0), vol.shape)
-    for core in [Roi((0, 0, 0), (25, 37, 50)), Roi((13, 21, 17), (27, 39, 53)), Roi((7, 9, 30), (24, 35, 29)),
+    for roi in [Roi((0, 0, 0), (25, 37, 50)), Roi((13, 21, 17), (27, 39, 53)), Roi((7, 9, 30), (24, 35, 29)),
                  Roi((39, 59, 69), (1, 1, 1))]:
-        read = core.grow(pred.halo).intersect(full)
-        maps = pred.predict(vol[read.to_slices()], offset=read.offset, write_roi=core)
-        np.testing.assert_array_equal(maps, whole[(slice(None), *core.to_slices())])
+        read = roi.grow(pred.halo).intersect(full)
+        maps = pred.predict(vol[read.to_slices()], offset=read.offset, write_roi=roi)
+        np.testing.assert_array_equal(maps, whole[(slice(None), *roi.to_slices())])
 
 
 def test_maps_do_not_depend_on_thread_count() -> None:
