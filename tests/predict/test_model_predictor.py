@@ -182,3 +182,14 @@ def test_spec_builds_from_a_package_once_per_process(tmp_path: Path) -> None:
     first = get_predictor(spec)
     assert get_predictor(ModelSpec(str(path), voxel_size=(1, 1, 1), device="cpu")) is first
     assert first.predict(_volume((8, 16, 16))).shape == (3, 8, 16, 16)
+
+
+def test_halo_follows_from_the_patch_grid() -> None:
+    """halo = reach (patch - border - 1) + 1 interpolated back, at step 1 + 1 for the resampling."""
+    def halo(**options) -> tuple[int, int, int]:
+        return ModelPredictor(_Pointwise(), _card(), spec=ModelSpec("x", device="cpu", **options)).halo
+
+    assert halo() == (15, 15, 15)  # 16³ patches, tile, overlap 0.25: border 2, reach 13
+    assert halo(overlap=0.5) == (13, 13, 13)  # border 4, reach 11
+    assert halo(blend="gaussian") == (17, 17, 17)  # border 0, reach 15
+    assert halo(patch_size=(32, 16, 8)) == (29, 15, 8)  # borders 4, 2, 1
