@@ -1,30 +1,41 @@
-"""Inference speed of the shipped default model: Mvox/s of ModelPredictor.predict.
+"""Inference cost of the shipped default model per data voxel: old per-block tiling vs the global patch grid.
 
 Usage::
 
-    python benchmarks/model_speed.py [--shape 64 192 192] [--threads 2] [--repeats 2]
+    python benchmarks/model_speed.py [--blocks 64 128 256] [--threads 1] [--device cpu]
 
-Prints one row per device × precision that this machine has (CPU fp32 always;
-CUDA fp32, bf16 and fp16 when a GPU is present). The block is synthetic
-(``bigseg.synth``, confocal preset) at the model's own scale (step 1: no
-resampling), so the figure is the network + sliding window alone; a second
-CPU row adds the resampling of an anisotropic block (voxels 2 × 0.5 × 0.5 µm,
-nuclei 9 µm).
+For each cubic block shape it times one interior block (write ROI at offset = block shape,
+read ROI = write ROI + halo) with
+
+* ``old``: the tiling before the global patch grid (``benchmarks/_old_tiling.py``): MONAI's
+  sliding window over the whole read ROI from its own start, Gaussian blending, halo = the
+  card's halo scaled to the data;
+* ``new``: ``ModelPredictor.predict(..., write_roi=...)``: the patches of the volume's global
+  grid that meet the write ROI, halo = the grid's reach (the defaults: overlap-tile, overlap 0.25).
+
+Both at the model's own scale (1 µm voxels, 12 µm nuclei: step 1, no resampling) and with the
+pipeline's halo rule (at least the seeds' reach of one diameter). Columns: halo, patch voxels run
+per write-ROI voxel (for ``new`` also the mean over the 8 block positions of a row, since where the
+block falls on the patch grid changes it), seconds per block, µs per write-ROI voxel, and new / old.
+The block is synthetic (``bigseg.synth``, confocal preset). Prints figures only.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import time
 
 import numpy as np
 import torch
+from _old_tiling import old_halo, old_predict
 
 from bigseg.predict import ModelPredictor, default_model_spec
+from bigseg.tiling import Roi
 
 
-def _block(shape: tuple[int, int, int]) -> np.ndarray:
+def _image(shape: tuple[int, ...]) -> np.ndarray:
     from bigseg.synth import synthesize
 
     image, _ = synthesize(shape, preset="confocal", voxel_size=(1.0, 1.0, 1.0), diameter_um=12.0, seed=0)
@@ -33,44 +44,68 @@ def _block(shape: tuple[int, int, int]) -> np.ndarray:
     return (image - lo) / (hi - lo)
 
 
-def _time(pred: ModelPredictor, block: np.ndarray, repeats: int) -> float:
-    pred.predict(block[:16, :64, :64])  # warm-up (allocations, kernels)
+def _old_patches(pred: ModelPredictor, read: tuple[int, ...]) -> int:
+    """Patches MONAI's sliding window runs over a read ROI (scans at int(patch * (1 - overlap)))."""
+    n = 1
+    for r, p in zip(read, pred.patch_size):
+        p = min(p, -(-r // pred.divisor) * pred.divisor)
+        interval = max(int(p * (1 - pred.spec.overlap)), 1)
+        n *= math.ceil(max(r - p, 0) / interval) + 1
+    return n * int(np.prod(pred.patch_size))
+
+
+def _new_patches(pred: ModelPredictor, roi: Roi) -> int:
+    lo, hi = pred.scale.model_cover(roi.offset, roi.shape)
+    return sum(1 for _ in pred.patches.indices(lo, hi)) * int(np.prod(pred.patches.size))
+
+
+def _sync(pred: ModelPredictor) -> None:
     if pred.device.type == "cuda":
         torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        pred.predict(block)
-        if pred.device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return block.size / best / 1e6
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shape", type=int, nargs=3, default=(64, 192, 192))
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--blocks", type=int, nargs="+", default=(64, 128, 256))
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads of the network (the predictor's default: 1)")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    block = _block(tuple(args.shape))
-    rows = [("cpu", "fp32", (1.0, 1.0, 1.0), 12.0)]
-    rows.append(("cpu", "fp32", (2.0, 0.5, 0.5), 9.0))
-    if torch.cuda.is_available():
-        rows += [("cuda", p, (1.0, 1.0, 1.0), 12.0) for p in ("fp32", "bf16", "fp16")]
-    print(f"# block {tuple(args.shape)} = {block.size / 1e6:.2f} Mvox, torch {torch.__version__}, "
-          f"{args.threads} CPU thread(s), {platform.processor() or platform.machine()}")
-    print(f"{'device':<6} {'precision':<9} {'voxel µm':<16} {'diam µm':>7} {'model voxels':>12} {'Mvox/s':>8}")
-    for device, precision, voxel, diameter in rows:
-        spec = default_model_spec(voxel, diameter, device=device, precision=precision, batch_size=args.batch_size)
-        pred = spec.build()
-        _, n = pred.scale.model_range((0, 0, 0), block.shape)
-        rate = _time(pred, block, args.repeats)
-        name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-        print(f"{device:<6} {precision:<9} {voxel!s:<16} {diameter:>7} {int(np.prod(n)) / 1e6:>10.2f} M {rate:>8.2f}"
-              f"   ({name})")
+    pred = default_model_spec((1.0, 1.0, 1.0), 12.0, device=args.device, batch_size=args.batch_size,
+                              threads=args.threads).build()
+    reach = math.ceil(12.0 / 1.0) + 1  # the seeds' reach (pipeline._plan): one diameter + 1
+    name = torch.cuda.get_device_name() if pred.device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"# torch {torch.__version__}, {args.threads} CPU thread(s), {pred.device} ({name}), batch {args.batch_size}, "
+          f"patch {pred.patch_size}, new grid {pred.patches}")
+    print(f"{'block':>6} {'tiling':<6} {'halo':>5} {'patch vox/voxel':>18} {'(mean)':>7} {'s/block':>8}"
+          f" {'µs/voxel':>11} {'new/old':>7}")
+    pred.predict(_image((16, 64, 64)))  # warm-up
+    for b in args.blocks:
+        roi = Roi((b, b, b), (b, b, b))
+        old_cost = 0.0
+        for tiling, halo in (("old", old_halo(pred)[0]), ("new", pred.halo[0])):
+            halo = max(halo, reach)
+            read = roi.grow((halo,) * 3)
+            image = _image(read.shape)
+            _sync(pred)
+            t0 = time.perf_counter()
+            if tiling == "old":
+                old_predict(pred, image, read.offset)
+                patch = _old_patches(pred, read.shape)
+                mean = float(patch)
+            else:
+                pred.predict(image, offset=read.offset, write_roi=roi)
+                patch = _new_patches(pred, roi)
+                mean = float(np.mean([_new_patches(pred, Roi((i * b, b, b), roi.shape)) for i in range(8)]))
+            _sync(pred)
+            seconds = time.perf_counter() - t0
+            cost = seconds / roi.size * 1e6
+            ratio = "" if tiling == "old" else f"{cost / old_cost:>7.2f}"
+            old_cost = cost
+            print(f"{b:>6} {tiling:<6} {halo:>5} {patch / roi.size:>18.2f} {mean / roi.size:>7.2f} {seconds:>8.1f}"
+                  f" {cost:>11.3f} {ratio}", flush=True)
+            del image
 
 
 if __name__ == "__main__":

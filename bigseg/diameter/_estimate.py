@@ -34,7 +34,16 @@ from bigseg.decode import DecodeParams, watershed_block
 from bigseg.errors import InputError
 from bigseg.maps import Device
 from bigseg.io import Levels, Volume, array_levels, check_finite, crop_box, crop_centres, read_box, volume_levels
-from bigseg.predict import LoadedModel, ModelPredictor, ModelSpec, Normalization, load_model_package
+from bigseg.predict import (
+    LoadedModel,
+    ModelCard,
+    ModelPredictor,
+    ModelSpec,
+    Normalization,
+    ScaleMap,
+    load_model_package,
+    patch_divisor,
+)
 from bigseg.tiling import parse_voxel_size
 
 __all__ = ["CandidateScore", "DiameterEstimate", "candidate_grid", "estimate_diameter", "estimate_volume_diameter"]
@@ -42,6 +51,7 @@ __all__ = ["CandidateScore", "DiameterEstimate", "candidate_grid", "estimate_dia
 logger = logging.getLogger(__name__)
 
 Size3 = tuple[float, float, float]
+Shape3 = tuple[int, int, int]
 
 # A candidate is tried only where a crop spans this many candidate diameters on every axis...
 _MIN_FOV = 2.0
@@ -154,6 +164,15 @@ def _interior_diameters(labels: np.ndarray, voxel: Size3) -> np.ndarray:
     return (6.0 / math.pi * sizes * math.prod(voxel)) ** (1 / 3)
 
 
+def _one_patch(card: ModelCard, voxel: Size3, diameter: float, shape: tuple[int, ...]) -> Shape3:
+    """A patch that holds the whole crop on the model's grid: a crop is predicted alone, as one
+    patch (no blocking to be independent of), at the cost of one patch."""
+    scale = ScaleMap.between(voxel, card.voxel_size, data_diameter=diameter, model_diameter=card.diameter_um)
+    _, n = scale.model_range((0, 0, 0), shape)
+    div = patch_divisor(card.architecture, card.architecture_kwargs)
+    return tuple(-(-k // div) * div for k in n)  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class _Trial:
     """Everything one candidate run needs besides the candidate."""
@@ -174,14 +193,16 @@ class _Trial:
             return None
         if diameter < _MIN_VOXELS_ACROSS * min(self.levels.voxel_sizes[0]):
             return None
-        predictors: dict[Size3, ModelPredictor] = {}
+        predictors: dict[tuple[Size3, Shape3], ModelPredictor] = {}
         found = []
         for lo, hi in dict.fromkeys(crop_box(c, side, extent) for c in self.centres):
             block, voxel = read_box(self.levels, lo, hi, res)
-            if voxel not in predictors:
-                spec = ModelSpec(model=str(self.loaded.source), voxel_size=voxel, diameter_um=diameter, device=self.device)
-                predictors[voxel] = ModelPredictor(self.loaded.network, card, spec=spec, source=self.loaded.source)
-            labels = watershed_block(predictors[voxel].predict(block), self.params)
+            key = (voxel, _one_patch(card, voxel, diameter, block.shape))
+            if key not in predictors:
+                spec = ModelSpec(model=str(self.loaded.source), voxel_size=voxel, diameter_um=diameter,
+                                 device=self.device, patch_size=key[1], overlap=0.0)
+                predictors[key] = ModelPredictor(self.loaded.network, card, spec=spec, source=self.loaded.source)
+            labels = watershed_block(predictors[key].predict(block), self.params)
             found.append(_interior_diameters(labels, voxel))
         d = np.concatenate(found)
         return d[d ** 3 >= _MIN_VOLUME_FRACTION * diameter**3]

@@ -27,7 +27,9 @@ _SUM_FIELDS = ("count", "sum_z", "sum_y", "sum_x", "sum_intensity")
 class BlockStats:
     """Per-label partial statistics; every array has one entry per ID.
 
-    ``lo``/``hi`` are the global half-open bounding box, shape ``(n, 3)``.
+    ``lo``/``hi`` are the global half-open bounding box, shape ``(n, 3)``;
+    ``first`` the global row-major index of the object's first voxel (a key
+    that depends on the object alone, not on the blocking or its ID).
     """
 
     ids: np.ndarray
@@ -40,12 +42,14 @@ class BlockStats:
     lo: np.ndarray
     hi: np.ndarray
     touches_border: np.ndarray
+    first: np.ndarray
 
     @classmethod
     def empty(cls) -> BlockStats:
         f = np.zeros(0, dtype=np.float64)
         box = np.zeros((0, 3), dtype=np.int64)
-        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), f, f, f, f, f, box, box, np.zeros(0, bool))
+        return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), f, f, f, f, f, box, box, np.zeros(0, bool),
+                   np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,11 +98,16 @@ def block_stats(labels: np.ndarray, image: np.ndarray, write_roi: Roi, volume_sh
     hi = np.array([[s.stop for s in sl] for sl in slices], dtype=np.int64) + off
     vol = np.asarray(volume_shape, dtype=np.int64)
     touches = np.any(lo == 0, axis=1) | np.any(hi == vol, axis=1)
-    return BlockStats(ids.astype(np.uint64), count, sum_z, sum_y, sum_x, sum_int, max_int, lo, hi, touches)
+    # Within one block, row-major order is the volume's: the first occurrence is the global first.
+    _, at = np.unique(flat, return_index=True)
+    local = np.unravel_index(at[-n:], labels.shape)
+    first = np.ravel_multi_index(tuple(c + o for c, o in zip(local, write_roi.offset)), tuple(volume_shape))
+    return BlockStats(ids.astype(np.uint64), count, sum_z, sum_y, sum_x, sum_int, max_int, lo, hi, touches,
+                      first.astype(np.int64))
 
 
 def combine_stats(parts: list[BlockStats]) -> BlockStats:
-    """Combine partials by ID: sums add, boxes take min/max, flags OR."""
+    """Combine partials by ID: sums add, boxes and first voxels take min/max, flags OR."""
     parts = [p for p in parts if len(p)]
     if not parts:
         return BlockStats.empty()
@@ -117,6 +126,7 @@ def combine_stats(parts: list[BlockStats]) -> BlockStats:
         lo=np.minimum.reduceat(cat("lo"), starts, axis=0),
         hi=np.maximum.reduceat(cat("hi"), starts, axis=0),
         touches_border=np.logical_or.reduceat(cat("touches_border"), starts),
+        first=np.minimum.reduceat(cat("first"), starts),
         **sums,
     )
 

@@ -93,8 +93,10 @@ def _write_roi_maps(ctx: RunContext, block: Block) -> np.ndarray:
     inner = block.write_in_read
     if ctx.image is not None:
         ctx.image.write(block.write_roi, image[inner])
-    maps = get_predictor(ctx.predictor).predict(ctx.normalization.apply(image), offset=block.read_roi.offset)
-    stored = encode_maps(maps[(slice(None), *inner)], ctx.maps.dtype)
+    maps = get_predictor(ctx.predictor).predict(
+        ctx.normalization.apply(image), offset=block.read_roi.offset, write_roi=block.write_roi
+    )
+    stored = encode_maps(maps, ctx.maps.dtype)
     ctx.maps.write(block.write_roi, stored)
     return decode_maps(stored)
 

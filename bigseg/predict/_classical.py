@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
-from bigseg.tiling import parse_voxel_size
+from bigseg.tiling import Roi, parse_voxel_size
 
 __all__ = ["ClassicalPredictor", "ClassicalSpec"]
 
@@ -76,19 +76,23 @@ class ClassicalPredictor:
             math.ceil(_TRUNCATE * s) + math.ceil(radius / v) + 4 for s, v in zip(self._sigma, self.spec.voxel_size)
         )
 
-    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
-        """BCD maps of one normalised block.
+    def predict(
+        self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0), write_roi: Roi | None = None
+    ) -> np.ndarray:
+        """BCD maps of one normalised block, or of its write ROI.
 
         Parameters
         ----------
         image : (Z, Y, X) ndarray of float32
             Block normalised with whole-volume statistics.
-        offset : ignored
-            Accepted for the Predictor contract; the maps depend on no position.
+        offset : (int, int, int)
+            Global position of ``image[0, 0, 0]``; only locates ``write_roi``, the maps depend on no position.
+        write_roi : Roi, optional
+            Global box inside the block whose maps are returned; the whole block by default.
 
         Returns
         -------
-        (3, Z, Y, X) ndarray of float32
+        (3, *write_roi.shape) ndarray of float32
         """
         if image.ndim != 3:
             raise InputError(f"`image` must be 3D (Z, Y, X), got shape {image.shape}")
@@ -108,4 +112,9 @@ class ClassicalPredictor:
         dist = np.where(mask, np.minimum(inside / radius, 1.0), -np.minimum(outside / radius, 1.0))
         # A light smoothing breaks the plateaus of the EDT so watershed ties are rare.
         out[2] = ndi.gaussian_filter(dist.astype(np.float32), 1.0, truncate=_TRUNCATE, mode="nearest")
-        return out
+        if write_roi is None:
+            return out
+        block = Roi(tuple(int(o) for o in offset), image.shape)
+        if write_roi.empty or not block.contains(write_roi):
+            raise InputError(f"`write_roi` {write_roi} must be a non-empty box inside the block {block}")
+        return np.ascontiguousarray(out[(slice(None), *write_roi.relative_to(block))])

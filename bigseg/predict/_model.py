@@ -1,9 +1,11 @@
 """Trained networks as predictors: :class:`ModelSpec` → :class:`ModelPredictor`.
 
 Per block: resample to the model's scale on a global grid
-(:class:`~bigseg.predict._scale.ScaleMap`), sliding-window inference over
-patches (Gaussian blending, batches, autocast on GPU), optional flip
-test-time augmentation, head activation, and resampling back to the block.
+(:class:`~bigseg.predict._scale.ScaleMap`), run the patches of the volume's
+global patch grid that meet the block's write ROI
+(:class:`~bigseg.predict._patches.PatchGrid`; batches, autocast on GPU),
+optional flip test-time augmentation, head activation, and resampling back
+to the write ROI. A voxel's maps are then the same whatever the blocking.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import AbstractContextManager, nullcontext
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,9 +27,9 @@ from bigseg.predict._card import ModelCard
 from bigseg.predict._device import device_use
 from bigseg.predict._networks import activate, patch_divisor
 from bigseg.predict._package import DEFAULT_MODEL, load_model_package
+from bigseg.predict._patches import Blend, PatchGrid, predict_on_grid
 from bigseg.predict._scale import ScaleMap
-from bigseg.predict._sliding import sliding_window
-from bigseg.tiling import parse_shape, parse_voxel_size
+from bigseg.tiling import Roi, parse_shape, parse_voxel_size
 
 __all__ = ["ModelPredictor", "ModelSpec", "default_model_spec", "semantic_to_bcd"]
 
@@ -34,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# One CPU forward pass at a time per process, so that the pinned thread count holds for all of it.
+_CPU_FORWARD = threading.Lock()
 # Flip test-time augmentation: identity and one flip per axis of (N, C, Z, Y, X).
 _TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (4,))
 
@@ -64,7 +69,16 @@ class ModelSpec:
     precision : {"auto", "fp32", "bf16", "fp16"}
         ``auto``: bf16 autocast on a GPU that supports it (else fp16), fp32 on CPU.
     overlap : float
-        Fraction of a patch shared with its neighbours, in [0, 1).
+        Fraction of a patch's window shared with its neighbours, in [0, 1).
+    threads : int
+        CPU threads of each forward pass. oneDNN's reduction order, and so the
+        maps' last bits, change with the thread count: pinning it makes the
+        maps bit-identical whatever the process's setting or the scheduler
+        (Dask workers run one thread each by default).
+    blend : {"tile", "gaussian"}
+        How patches combine (see :mod:`bigseg.predict._patches`): ``tile``
+        keeps each patch's centre (the borders it drops are ``overlap / 2`` of the
+        patch), ``gaussian`` averages overlapping patches with Gaussian weights.
     """
 
     model: str = "default"
@@ -76,6 +90,8 @@ class ModelSpec:
     patch_size: tuple[int, int, int] | None = None
     precision: Precision = "auto"
     overlap: float = 0.25
+    blend: Blend = "tile"
+    threads: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", str(self.model))
@@ -92,10 +108,15 @@ class ModelSpec:
         if int(self.batch_size) < 1:
             raise InputError(f"`batch_size` must be >= 1, got {self.batch_size}")
         object.__setattr__(self, "batch_size", int(self.batch_size))
+        if int(self.threads) < 1:
+            raise InputError(f"`threads` must be >= 1, got {self.threads}")
+        object.__setattr__(self, "threads", int(self.threads))
         if self.patch_size is not None:
             object.__setattr__(self, "patch_size", parse_shape(self.patch_size, name="patch_size"))
         if not 0 <= float(self.overlap) < 1:
             raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
+        if self.blend not in ("tile", "gaussian"):
+            raise InputError(f"`blend` must be 'tile' or 'gaussian', got {self.blend!r}")
         object.__setattr__(self, "tta", bool(self.tta))
 
     def build(self) -> ModelPredictor:
@@ -145,6 +166,12 @@ class ModelPredictor:
         self.device = _pick_device(spec.device)
         self.autocast_dtype = _pick_precision(spec.precision, self.device)
         self.network = network.to(self.device).eval()
+        if self.device.type == "cuda":
+            # Same kernels every run (cuDNN autotuning picks per run); warn_only: some ops have no
+            # deterministic CUDA kernel. Worker processes are bigseg's, so the global switch is ours.
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+            torch.use_deterministic_algorithms(True, warn_only=True)
         self.scale = ScaleMap.between(
             spec.voxel_size, card.voxel_size, data_diameter=spec.diameter_um, model_diameter=card.diameter_um
         )
@@ -156,13 +183,19 @@ class ModelPredictor:
                 f"`patch_size` {self.patch_size} must be multiples of {self.divisor} for architecture "
                 f"{card.architecture!r}; e.g. {tuple(-(-p // self.divisor) * self.divisor for p in self.patch_size)}"
             )
+        self.patches = PatchGrid.from_overlap(self.patch_size, spec.overlap, spec.blend)
         logger.info("model %s on %s, %s; data voxels per model voxel %s", card.name, self.device,
                     self.autocast_dtype or "fp32", tuple(round(s, 3) for s in self.scale.step))
 
     @property
     def halo(self) -> tuple[int, int, int]:
-        """Data voxels of context (z, y, x): the card's halo scaled to the data, plus resampling support."""
-        return self.scale.halo(self.card.halo)
+        """Data voxels of context (z, y, x) a write ROI needs for maps equal to the whole volume's.
+
+        The patches that meet a write ROI read :attr:`PatchGrid.reach` model voxels
+        beyond it, one more is interpolated back to the data, and the
+        resampling adds its support (:meth:`ScaleMap.halo`).
+        """
+        return self.scale.halo(tuple(r + 1 for r in self.patches.reach))  # type: ignore[arg-type]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         flips = _TTA_FLIPS if self.spec.tta else ((),)
@@ -184,28 +217,51 @@ class ModelPredictor:
         """One thread at a time on a GPU (its memory holds one batch); CPU threads each use their own cores."""
         return device_use(str(self.device)) if self.device.type == "cuda" else nullcontext()
 
-    def predict_model_grid(self, image: np.ndarray) -> np.ndarray:
-        """Maps of a block already on the model's grid: ``(Z, Y, X)`` → ``(C, Z, Y, X)`` (C = head channels)."""
-        return sliding_window(
-            image, self._forward, patch_size=self.patch_size, overlap=self.spec.overlap,
-            batch_size=self.spec.batch_size, divisor=self.divisor, device=self.device,
-        )
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        """Maps of one batch; on a GPU they stay there (blending too: no wait for the host between batches)."""
+        if self.device.type != "cpu":
+            return self._forward(batch.to(self.device)).float()
+        with _CPU_FORWARD:
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.spec.threads)
+            try:
+                return self._forward(batch).float()
+            finally:
+                torch.set_num_threads(before)
 
-    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
-        """BCD maps of one normalised block.
+    def predict_model_grid(
+        self, image: np.ndarray, *, origin: tuple[int, ...] = (0, 0, 0),
+        lo: tuple[int, ...] | None = None, hi: tuple[int, ...] | None = None,
+    ) -> np.ndarray:
+        """Maps of the model box ``[lo, hi)`` (default: all of ``image``) of an image already on the model's grid.
+
+        ``image[0, 0, 0]`` is global model voxel ``origin``. Returns ``(C, *(hi - lo))`` (C = head channels).
+        """
+        lo = origin if lo is None else lo
+        hi = tuple(o + n for o, n in zip(origin, image.shape)) if hi is None else hi
+        return predict_on_grid(np.asarray(image, dtype=np.float32), self._run, self.patches, origin=origin,
+                               lo=lo, hi=hi, batch_size=self.spec.batch_size)
+
+    def predict(
+        self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0), write_roi: Roi | None = None
+    ) -> np.ndarray:
+        """BCD maps of one normalised block, or of its write ROI.
 
         Parameters
         ----------
         image : (Z, Y, X) ndarray
             Normalised block (~[0, 1], whole-volume percentiles).
         offset : (int, int, int)
-            Global voxel position of ``image[0, 0, 0]`` (the block's read-ROI
-            offset); resampling happens on a grid fixed to the volume, so
-            overlapping blocks agree.
+            Global voxel position of ``image[0, 0, 0]`` (the block's read-ROI offset).
+        write_roi : Roi, optional
+            Global box inside the block whose maps are wanted; the whole block
+            by default. Resampling and patches sit on grids fixed to the
+            volume, so a write ROI at least :attr:`halo` from every cut that is
+            not the volume's edge gets exactly the whole volume's maps.
 
         Returns
         -------
-        (3, Z, Y, X) ndarray of float32
+        (3, *write_roi.shape) ndarray of float32
             Foreground [0, 1], contour [0, 1], signed distance [-1, 1].
         """
         if image.ndim != 3:
@@ -215,15 +271,27 @@ class ModelPredictor:
         offset = tuple(int(o) for o in offset)
         if len(offset) != 3:
             raise InputError(f"`offset` must be 3 ints (z, y, x), got {offset}")
+        block = Roi(offset, image.shape)
+        roi = block if write_roi is None else write_roi
+        if roi.empty or not block.contains(roi):
+            raise InputError(f"`write_roi` {roi} must be a non-empty box inside the block {block}")
         small = self.scale.to_model(np.asarray(image, dtype=np.float32), offset)
+        k_img, _ = self.scale.model_range(offset, image.shape)
+        if self.scale.is_identity:
+            lo, hi = roi.offset, roi.end
+        else:
+            lo, hi = self.scale.model_cover(roi.offset, roi.shape)
+        lo = tuple(max(a, k) for a, k in zip(lo, k_img))
+        hi = tuple(min(b, k + n) for b, k, n in zip(hi, k_img, small.shape))
         with self._device_slot():
-            maps = self.predict_model_grid(small)
+            maps = self.predict_model_grid(small, origin=k_img, lo=lo, hi=hi)
         if self.card.head == "semantic":
+            # The distance comes from an EDT of this box's mask: not blocking-invariant (docs/stitching.md).
             maps = semantic_to_bcd(maps[0], self.card.targets.distance_alpha)
-        out = self.scale.to_data(maps, offset, image.shape)
+        out = maps if self.scale.is_identity else self.scale.to_data(maps, roi.offset, roi.shape, k0=lo)
         np.clip(out[:2], 0.0, 1.0, out=out[:2])
         np.clip(out[2], -1.0, 1.0, out=out[2])
-        return out
+        return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def semantic_to_bcd(fg: np.ndarray, alpha: float) -> np.ndarray:

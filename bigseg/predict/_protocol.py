@@ -21,6 +21,8 @@ from typing import Hashable, Protocol, runtime_checkable
 
 import numpy as np
 
+from bigseg.tiling import Roi
+
 __all__ = ["Predictor", "PredictorSpec"]
 
 
@@ -34,12 +36,17 @@ class Predictor(Protocol):
         the predictor needs to be accurate; the pipeline's halo is at least this."""
         ...
 
-    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
-        """Map a ``(Z, Y, X) float32`` block to ``(3, Z, Y, X) float32`` maps.
+    def predict(
+        self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0), write_roi: Roi | None = None
+    ) -> np.ndarray:
+        """Map a ``(Z, Y, X) float32`` block to ``(3, *write_roi.shape) float32`` maps of its write ROI.
 
-        ``offset`` is the block's first voxel in the volume, for predictors
-        that resample on a global grid (so that results do not depend on the
-        blocking); others ignore it.
+        ``offset`` is the block's first voxel in the volume and ``write_roi``
+        a global box inside the block (the whole block by default). With a
+        block that reaches at least :attr:`halo` beyond the write ROI (or to
+        the volume's edge), its maps must equal the whole volume's:
+        predictors work on grids fixed to the volume, and may compute only
+        what the write ROI needs.
         """
         ...
 

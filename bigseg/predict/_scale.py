@@ -31,13 +31,21 @@ __all__ = ["ScaleMap"]
 _EPS = 1e-9
 
 
-def _interp_axis(arr: np.ndarray, pos: np.ndarray, axis: int) -> np.ndarray:
-    """Linear interpolation of ``arr`` at fractional indices ``pos`` along ``axis`` (clamped)."""
+def _interp_axis(arr: np.ndarray, pos: np.ndarray, start: int, axis: int) -> np.ndarray:
+    """Linear interpolation of ``arr`` at global fractional positions ``pos`` along ``axis``.
+
+    ``arr``'s first index along ``axis`` is global position ``start``; positions
+    outside are clamped to its edge. The weights come from the global positions,
+    not from positions relative to the block, so that overlapping blocks compute
+    bit-identical values.
+    """
     n = arr.shape[axis]
-    pos = np.clip(pos, 0, n - 1)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, n - 1)
-    w = (pos - lo).astype(np.float32)
+    base = np.floor(pos)
+    w = (pos - base).astype(np.float32)
+    lo = base.astype(np.intp) - start
+    hi = np.clip(lo + 1, 0, n - 1)
+    w = np.where(lo < 0, np.float32(0), w).astype(np.float32)
+    lo = np.clip(lo, 0, n - 1)
     if np.all(w == 0):
         return np.take(arr, lo, axis=axis)
     shape = [1] * arr.ndim
@@ -97,6 +105,12 @@ class ScaleMap:
             n.append(max(b - a + 1, 1))
         return tuple(k0), tuple(n)
 
+    def model_cover(self, offset: tuple[int, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Model voxels ``[lo, hi)`` that :meth:`to_data` interpolates from for a data box."""
+        lo = tuple(math.floor(o / st) for o, st in zip(offset, self.step))
+        hi = tuple(math.floor((o + s - 1) / st) + 2 for o, s, st in zip(offset, shape, self.step))
+        return lo, hi
+
     def halo(self, model_halo: tuple[int, int, int]) -> tuple[int, int, int]:
         """Data voxels of halo needed for ``model_halo`` model voxels of context."""
         out = []
@@ -120,16 +134,17 @@ class ScaleMap:
         for ax, st in enumerate(self.step):
             if st > 1:
                 out = ndi.gaussian_filter1d(out, (st - 1) / 2, axis=ax, mode="nearest", truncate=3.0)
-            pos = (k0[ax] + np.arange(n[ax])) * st - offset[ax]
-            out = _interp_axis(out, pos, ax)
+            out = _interp_axis(out, (k0[ax] + np.arange(n[ax])) * st, offset[ax], ax)
         return out
 
     def to_data(
-        self, maps: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...]
+        self, maps: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...],
+        k0: tuple[int, ...] | None = None,
     ) -> np.ndarray:
-        """Resample ``(C, Zm, Ym, Xm)`` model-grid maps back onto the data block.
+        """Resample ``(C, Zm, Ym, Xm)`` model-grid maps back onto the data box ``offset`` + ``shape``.
 
-        ``offset`` and ``shape`` are those of the block passed to :meth:`to_model`.
+        ``k0`` is the global model voxel of ``maps[:, 0, 0, 0]``; by default that of
+        :meth:`model_range` of the box (the maps of :meth:`to_model` of the same box).
 
         Returns
         -------
@@ -137,9 +152,9 @@ class ScaleMap:
         """
         if self.is_identity:
             return np.asarray(maps, dtype=np.float32)
-        k0, _ = self.model_range(offset, shape)
+        if k0 is None:
+            k0, _ = self.model_range(offset, shape)
         out = np.asarray(maps, dtype=np.float32)
         for ax, st in enumerate(self.step):
-            pos = (offset[ax] + np.arange(shape[ax])) / st - k0[ax]
-            out = _interp_axis(out, pos, ax + 1)
+            out = _interp_axis(out, (offset[ax] + np.arange(shape[ax])) / st, k0[ax], ax + 1)
         return out

@@ -21,6 +21,7 @@ import numpy as np
 
 from bigseg.errors import InputError
 from bigseg.predict._device import device_use
+from bigseg.tiling import Roi
 
 __all__ = ["SimulatedPredictor", "SimulatedSpec"]
 
@@ -88,8 +89,11 @@ class SimulatedPredictor:
         n, patch = _patch_count(shape, self.spec.patch_size, self.spec.overlap)
         return self.spec.seconds_per_mvox * n * float(np.prod(patch)) / 1e6
 
-    def predict(self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
-        """``(Z, Y, X)`` normalised block → ``(3, Z, Y, X) float32`` maps (see the module)."""
+    def predict(
+        self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0), write_roi: Roi | None = None
+    ) -> np.ndarray:
+        """``(Z, Y, X)`` normalised block → ``(3, *write_roi.shape) float32`` maps (see the module);
+        the whole block by default. The simulated cost is the block's, as before the patch grid."""
         if image.ndim != 3:
             raise InputError(f"`image` must be a (Z, Y, X) block, got shape {image.shape}")
         n, patch = _patch_count(image.shape, self.spec.patch_size, self.spec.overlap)
@@ -98,5 +102,10 @@ class SimulatedPredictor:
                 for first in range(0, n, self.spec.batch_size):
                     batch = min(self.spec.batch_size, n - first)
                     time.sleep(self.spec.seconds_per_mvox * batch * float(np.prod(patch)) / 1e6)
+        if write_roi is not None:
+            block = Roi(tuple(int(o) for o in offset), image.shape)
+            if write_roi.empty or not block.contains(write_roi):
+                raise InputError(f"`write_roi` {write_roi} must be a non-empty box inside the block {block}")
+            image = image[write_roi.relative_to(block)]
         fg = np.clip(image, 0.0, 1.0).astype(np.float32)
         return np.stack([fg, np.zeros_like(fg), 2 * fg - 1])

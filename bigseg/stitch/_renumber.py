@@ -59,8 +59,10 @@ class Renumbering:
             raise InputError("`old_ids` must be sorted, unique and nonzero (0 is background)")
 
     @classmethod
-    def from_sizes(cls, ids: np.ndarray, sizes: np.ndarray, *, min_size: int) -> Renumbering:
-        """Drop IDs with fewer than ``min_size`` voxels, renumber the rest by old ID.
+    def from_sizes(
+        cls, ids: np.ndarray, sizes: np.ndarray, *, min_size: int, order: np.ndarray | None = None
+    ) -> Renumbering:
+        """Drop IDs with fewer than ``min_size`` voxels, renumber the rest by ``order`` (default: old ID).
 
         Parameters
         ----------
@@ -70,6 +72,10 @@ class Renumbering:
             Combined voxel count of each object (all blocks summed).
         min_size : int
             Objects with ``size < min_size`` voxels go to 0; ``>= 0``.
+        order : (K,) ndarray of int, optional
+            Unique sort key of each object; kept objects are numbered by it.
+            The global index of an object's first voxel makes the new IDs
+            independent of the blocking.
         """
         ids, sizes = np.asarray(ids), np.asarray(sizes)
         if ids.ndim != 1 or ids.shape != sizes.shape:
@@ -78,13 +84,20 @@ class Renumbering:
             raise InputError(f"`ids` must be uint32 object IDs >= 1, got dtype {ids.dtype}, range {ids.min()}..{ids.max()}")
         if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 0:
             raise InputError(f"`min_size` must be an int >= 0 (voxels), got {min_size!r}")
-        order = np.argsort(ids, kind="stable")
-        ids, sizes = ids[order].astype(np.uint32), sizes[order]
+        if order is not None:
+            order = np.asarray(order)
+            if order.shape != ids.shape or len(np.unique(order)) != len(order):
+                raise InputError(f"`order` (shape {order.shape}) must hold one unique key per ID (shape {ids.shape})")
+        by_id = np.argsort(ids, kind="stable")
+        ids, sizes = ids[by_id].astype(np.uint32), sizes[by_id]
         if np.any(ids[1:] == ids[:-1]):
             raise InputError(f"`ids` must be unique; {ids[1:][ids[1:] == ids[:-1]][:5].tolist()} repeat")
-        kept = ids[sizes >= min_size]
-        new = np.where(sizes >= min_size, np.searchsorted(kept, ids) + 1, 0)
-        return cls(ids, new, len(kept))
+        keep = sizes >= min_size
+        key = ids.astype(np.int64) if order is None else order[by_id]
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[np.argsort(np.where(keep, key, np.iinfo(np.int64).max), kind="stable")] = np.arange(len(ids))
+        new = np.where(keep, rank + 1, 0)
+        return cls(ids, new, int(keep.sum()))
 
     def subset(self, ids_present: Iterable[int] | np.ndarray) -> Renumbering:
         """This table restricted to ``ids_present`` (0 ignored); raises for IDs it does not know."""

@@ -19,8 +19,10 @@ def test_blockwise_stats_equal_whole_volume_stats():
         for b in grid.blocks()
     ]
     combined = combine_stats(parts)
-    for field in ("ids", "count", "lo", "hi", "touches_border"):
+    for field in ("ids", "count", "lo", "hi", "touches_border", "first"):
         np.testing.assert_array_equal(getattr(combined, field), getattr(whole, field))
+    flat = labels.ravel()
+    assert whole.first.tolist() == [int(np.argmax(flat == i)) for i in whole.ids]
     for field in ("sum_z", "sum_y", "sum_x", "sum_intensity", "max_intensity"):
         np.testing.assert_allclose(getattr(combined, field), getattr(whole, field), rtol=1e-12)
 

@@ -138,10 +138,10 @@ class _Failing:
     def __init__(self, fail_at):
         self.fail_at = fail_at
 
-    def predict(self, image, *, offset=(0, 0, 0)):
+    def predict(self, image, *, offset=(0, 0, 0), write_roi=None):
         if tuple(offset) == self.fail_at:
             raise RuntimeError("simulated GPU failure")
-        return np.zeros((3, *image.shape), np.float32)
+        return np.zeros((3, *(image.shape if write_roi is None else write_roi.shape)), np.float32)
 
 
 def test_failed_block_is_reported_and_output_stays_incomplete(small, tmp_path, monkeypatch):

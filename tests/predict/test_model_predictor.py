@@ -16,6 +16,7 @@ from bigseg.predict._model import ModelPredictor, ModelSpec, default_model_spec
 from bigseg.predict._networks import build_network
 from bigseg.predict._package import DEFAULT_MODEL, save_model_package
 from bigseg.predict._scale import ScaleMap
+from bigseg.tiling import Roi
 
 
 class _Pointwise(torch.nn.Module):
@@ -75,28 +76,55 @@ def test_predictor_protocol_and_shapes() -> None:
     maps = pred.predict(img)
     assert maps.shape == (3, 10, 33, 41) and maps.dtype == np.float32
     assert maps[:2].min() >= 0 and maps[:2].max() <= 1 and np.abs(maps[2]).max() <= 1
-    # halo = card halo (model voxels) × step + interpolation and anti-aliasing support, in data voxels
-    assert pred.halo == (2, 11, 11)  # z: ceil(4 * 0.375 + 0.375); y, x: ceil(4 * 1.875 + 1.875 + 3 * 0.875 / 2)
+    # 16³ patches, overlap 0.25, tile: border 2, reach 16 - 2 - 1 = 13 model voxels, + 1 interpolated back;
+    # halo = 14 × step + interpolation and anti-aliasing support, in data voxels
+    assert pred.halo == (6, 30, 30)  # z: ceil(14 * 0.375 + 0.375); y, x: ceil(14 * 1.875 + 1.875 + 3 * 0.875 / 2)
 
 
-@pytest.mark.parametrize("voxel_size,diameter", [((2.0, 0.5, 0.5), 9.0), ((1.0, 1.0, 1.0), None),
-                                                 ((0.7, 0.3, 0.3), 5.0)])
-def test_blocks_agree_with_the_whole_volume(voxel_size, diameter) -> None:
-    """Chunking invariance of the resampling: with a pointwise network, any block
-    predicted with its global offset equals the whole volume's maps in the block's
-    interior (``halo`` voxels from its edges), to float rounding (1e-5)."""
-    spec = ModelSpec("x", voxel_size=voxel_size, diameter_um=diameter, device="cpu")
-    pred = ModelPredictor(_Pointwise(), _card(), spec=spec)
+def _conv_predictor(voxel_size, diameter, **options) -> ModelPredictor:
+    """A real (random-weight) U-Net: its maps depend on context and on where patches sit."""
+    torch.manual_seed(0)
+    net = build_network("unet", "bcd", {"channels": [4, 8], "strides": [2]})
+    spec = ModelSpec("x", voxel_size=voxel_size, diameter_um=diameter, device="cpu", **options)
+    return ModelPredictor(net, _card(), spec=spec)
+
+
+@pytest.mark.parametrize("voxel_size,diameter,blend", [((2.0, 0.5, 0.5), 9.0, "tile"), ((1.0, 1.0, 1.0), None, "tile"),
+                                                       ((0.7, 0.3, 0.3), 5.0, "gaussian")])
+def test_blocks_agree_with_the_whole_volume(voxel_size, diameter, blend) -> None:
+    """Blocking invariance: a write ROI cut anywhere, read with ``halo`` around it (clipped to the
+    volume), gets exactly the whole volume's maps (float32, bit for bit)."""
+    pred = _conv_predictor(voxel_size, diameter, blend=blend)
     vol = _volume()
     whole = pred.predict(vol)
-    h = pred.halo
-    for lo, hi in [((0, 0, 0), (25, 37, 50)), ((13, 21, 17), (40, 60, 70)), ((7, 9, 30), (31, 44, 59))]:
-        block = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        maps = pred.predict(block, offset=lo)
-        inner = tuple(slice(h[i] if lo[i] > 0 else 0, (hi[i] - lo[i]) - (h[i] if hi[i] < vol.shape[i] else 0))
-                      for i in range(3))
-        ref = whole[(slice(None),) + tuple(slice(lo[i] + s.start, lo[i] + s.stop) for i, s in enumerate(inner))]
-        np.testing.assert_allclose(maps[(slice(None),) + inner], ref, atol=1e-5)
+    full = Roi((0, 0, 0), vol.shape)
+    for roi in [Roi((0, 0, 0), (25, 37, 50)), Roi((13, 21, 17), (27, 39, 53)), Roi((7, 9, 30), (24, 35, 29)),
+                 Roi((39, 59, 69), (1, 1, 1))]:
+        read = roi.grow(pred.halo).intersect(full)
+        maps = pred.predict(vol[read.to_slices()], offset=read.offset, write_roi=roi)
+        np.testing.assert_array_equal(maps, whole[(slice(None), *roi.to_slices())])
+
+
+def test_maps_do_not_depend_on_thread_count() -> None:
+    """torch's thread count changes oneDNN's reduction order; the predictor pins its own."""
+    pred = _conv_predictor((1.0, 0.6, 0.6), 9.0, threads=2)
+    vol = _volume((20, 30, 30))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = pred.predict(vol)
+        torch.set_num_threads(2)
+        two = pred.predict(vol)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(one, two)
+    assert torch.get_num_threads() == threads
+
+
+def test_core_must_lie_in_the_block() -> None:
+    pred = ModelPredictor(_Pointwise(), _card(), spec=ModelSpec("x", device="cpu"))
+    with pytest.raises(InputError, match=r"`write_roi` Roi.* must be a non-empty box inside the block"):
+        pred.predict(_volume((8, 16, 16)), offset=(4, 0, 0), write_roi=Roi((0, 0, 0), (8, 8, 8)))
 
 
 def test_offset_matters_off_the_model_grid() -> None:
@@ -154,3 +182,14 @@ def test_spec_builds_from_a_package_once_per_process(tmp_path: Path) -> None:
     first = get_predictor(spec)
     assert get_predictor(ModelSpec(str(path), voxel_size=(1, 1, 1), device="cpu")) is first
     assert first.predict(_volume((8, 16, 16))).shape == (3, 8, 16, 16)
+
+
+def test_halo_follows_from_the_patch_grid() -> None:
+    """halo = reach (patch - border - 1) + 1 interpolated back, at step 1 + 1 for the resampling."""
+    def halo(**options) -> tuple[int, int, int]:
+        return ModelPredictor(_Pointwise(), _card(), spec=ModelSpec("x", device="cpu", **options)).halo
+
+    assert halo() == (15, 15, 15)  # 16³ patches, tile, overlap 0.25: border 2, reach 13
+    assert halo(overlap=0.5) == (13, 13, 13)  # border 4, reach 11
+    assert halo(blend="gaussian") == (17, 17, 17)  # border 0, reach 15
+    assert halo(patch_size=(32, 16, 8)) == (29, 15, 8)  # borders 4, 2, 1

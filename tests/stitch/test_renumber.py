@@ -17,6 +17,16 @@ def test_from_sizes_drops_small_and_renumbers_by_old_id() -> None:
     assert ren.n_kept == 3
 
 
+def test_from_sizes_numbers_by_a_given_order() -> None:
+    # Keys are each object's first voxel: the new IDs follow them, whatever the old IDs were.
+    ren = Renumbering.from_sizes(np.array([9, 3, 7, 1, 4], np.uint32), np.array([10, 9, 20, 50, 10]), min_size=10,
+                                 order=np.array([5, 0, 40, 30, 7]))
+    assert ren.old_ids.tolist() == [1, 3, 4, 7, 9]
+    assert ren.new_ids.tolist() == [3, 0, 2, 4, 1]
+    with pytest.raises(InputError, match=r"`order` \(shape \(2,\)\) must hold one unique key per ID"):
+        Renumbering.from_sizes(np.array([1, 2], np.uint32), np.array([1, 1]), min_size=0, order=np.array([3, 3]))
+
+
 def test_apply_and_subset() -> None:
     ren = Renumbering.from_sizes(np.arange(1, 7, dtype=np.uint32), np.array([5, 1, 5, 1, 5, 5]), min_size=2)
     labels = np.array([[[0, 1, 2], [3, 3, 6]]], np.uint32)
