@@ -254,13 +254,14 @@ def create_labels(
     chunk_shape: int | Sequence[int] | None = None,
     shard_shape: int | Sequence[int] | None = None,
     overwrite: bool = False,
-    source: str | None = None,
+    source: str | None = "../../",
 ) -> ImageWriter:
     """Create the label image ``<parent>/labels/<name>`` and return its writer.
 
     ``parent`` may be an existing image (labels written into it) or only a
     description (:func:`describe_image`) of one. ``source`` is recorded as
-    the ``image-label`` source (the image's path, relative to the label image).
+    the ``image-label`` source (the image's path, relative to the label image):
+    by default ``parent`` itself, two groups up; None records none.
 
     Same (Z, Y, X) shape, voxel size, number of levels and downscale factors
     as ``parent``; no channel axis. ``chunk_shape`` and ``shard_shape``

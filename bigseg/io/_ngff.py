@@ -15,8 +15,10 @@ from typing import Any, Literal, Mapping, Sequence
 from bigseg.errors import InputError
 
 __all__ = [
+    "LABEL_COLORS_MAX",
     "Multiscale",
     "NgffVersion",
+    "image_label_attrs",
     "labels_group_attrs",
     "multiscales_attrs",
     "ome_attrs",
@@ -68,14 +70,26 @@ def multiscales_attrs(
     name: str,
     version: NgffVersion,
 ) -> dict[str, Any]:
-    """One ``multiscales`` entry: axes (c?, z, y, x) in micrometers and a scale per level."""
+    """One ``multiscales`` entry: axes (c?, z, y, x) in micrometers, and per level a ``scale``
+    (its voxel size) then, for downscaled levels, a ``translation``.
+
+    NGFF places a voxel's coordinate at its centre. A level-``k`` voxel averages ``f`` level-0
+    voxels per axis (``f`` = its voxel size / the level-0 one), so its centre lies
+    ``(f - 1) / 2`` level-0 voxels from the first one: that offset, in µm, is the translation
+    that keeps every level on top of level 0 in a viewer.
+    """
     axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if has_channel else []
     axes += [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
     lead = [1.0] if has_channel else []
-    datasets = [
-        {"path": p, "coordinateTransformations": [{"type": "scale", "scale": lead + [float(v) for v in vs]}]}
-        for p, vs in zip(paths, voxel_sizes)
-    ]
+    base = [float(v) for v in voxel_sizes[0]]
+    datasets = []
+    for p, vs in zip(paths, voxel_sizes):
+        size = [float(v) for v in vs]
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": lead + size}]
+        shift = [(s - b) / 2 for s, b in zip(size, base)]
+        if any(shift):
+            transforms.append({"type": "translation", "translation": [0.0] * len(lead) + shift})
+        datasets.append({"path": p, "coordinateTransformations": transforms})
     ms: dict[str, Any] = {"name": name, "axes": axes, "datasets": datasets}
     if version == "0.4":
         ms = {"version": "0.4", **ms}
@@ -94,12 +108,38 @@ def labels_group_attrs(version: NgffVersion, names: Sequence[str]) -> dict[str, 
     return ome_attrs(version, {"labels": list(names)})
 
 
-def image_label_attrs(version: NgffVersion, source: str | None = None) -> dict[str, Any]:
-    """The ``image-label`` entry marking a label image; ``source`` is the path of its image, when given."""
-    out: dict[str, Any] = {"version": "0.4"} if version == "0.4" else {}
+# A viewer-ready colour per label is listed only up to this many labels: beyond it the list
+# would grow with the number of nuclei (megabytes of JSON for a whole brain) and viewers pick
+# their own colours for labels without one anyway.
+LABEL_COLORS_MAX = 255
+
+
+def _label_colors(n_labels: int) -> list[dict[str, Any]]:
+    """Background transparent; label ``i`` an opaque hue stepped by the golden angle, so that
+    neighbouring IDs (often neighbouring nuclei) get clearly different colours."""
+    import colorsys
+
+    colors: list[dict[str, Any]] = [{"label-value": 0, "rgba": [0, 0, 0, 0]}]
+    for i in range(1, n_labels + 1):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.381966) % 1.0, 0.75, 1.0)
+        colors.append({"label-value": i, "rgba": [round(r * 255), round(g * 255), round(b * 255), 255]})
+    return colors
+
+
+def image_label_attrs(version: NgffVersion, source: str | None = None, n_labels: int | None = None) -> dict[str, Any]:
+    """The ``image-label`` entry of a label image.
+
+    ``version``; ``source.image``, the path of the image the labels belong to relative to the
+    label image (``"../../"`` for ``<image>/labels/<name>``; viewers use it to find that image),
+    when given; ``colors`` when ``n_labels`` (IDs 1..n) is known and at most
+    :data:`LABEL_COLORS_MAX`, else no colours.
+    """
+    entry: dict[str, Any] = {"version": version}
     if source is not None:
-        out["source"] = {"image": source}
-    return out
+        entry["source"] = {"image": source}
+    if n_labels is not None and 0 <= n_labels <= LABEL_COLORS_MAX:
+        entry["colors"] = _label_colors(n_labels)
+    return entry
 
 
 # ---------------------------------------------------------------- reading

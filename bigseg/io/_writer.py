@@ -216,8 +216,11 @@ class ImageWriter:
 
     # ------------------------------------------------------------ metadata
 
-    def finalize(self, extra_attrs: Mapping[str, Any] | None = None) -> None:
+    def finalize(self, extra_attrs: Mapping[str, Any] | None = None, *, n_labels: int | None = None) -> None:
         """Write the NGFF metadata and mark the image complete.
+
+        ``n_labels`` (label images: IDs run 1..n_labels) decides whether ``image-label`` lists
+        colours (see :func:`~bigseg.io._ngff.image_label_attrs`).
 
         Called once, after every block is written. The ``multiscales`` (and,
         for labels, ``image-label``) metadata and ``{"bigseg": {"complete":
@@ -237,7 +240,7 @@ class ImageWriter:
             ]
         }
         if self.is_labels:
-            body["image-label"] = image_label_attrs(self.ngff_version, self.label_source)
+            body["image-label"] = image_label_attrs(self.ngff_version, self.label_source, n_labels)
         bigseg: dict[str, Any] = {"complete": True}
         if self.channel_names is not None:
             bigseg["channel_names"] = list(self.channel_names)

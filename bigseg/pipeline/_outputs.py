@@ -102,7 +102,7 @@ def create_outputs(
     group = _image_group(volume)
     parent = describe_image(group, ngff_version=volume.ngff_version, **geometry)  # type: ignore[arg-type]
     try:
-        labels = create_labels(parent, LABEL_NAME, dtype="uint32", overwrite=cfg.overwrite, source="../..")
+        labels = create_labels(parent, LABEL_NAME, dtype="uint32", overwrite=cfg.overwrite, source="../../")
     except BigsegError:
         raise
     except Exception as exc:  # the store refused the write: PermissionError, HTTP 501, read-only store, ...

@@ -394,7 +394,7 @@ def _finalize(
         "grid": {"block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape)},
         "skipped_blocks": tissue.n_skipped if tissue is not None else 0,
     }
-    ctx.labels.finalize({"run": run})
+    ctx.labels.finalize({"run": run}, n_labels=n_objects)
     if ctx.tissue is not None and tissue is not None:
         ctx.tissue.finalize({"tissue": {
             "level": tissue.level, "threshold": tissue.threshold, "values": {"1": "tissue", "2": "margin"},

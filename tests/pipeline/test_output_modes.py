@@ -50,7 +50,7 @@ def test_into_input_changes_only_the_labels_group(small_input, tmp_path) -> None
     assert result.n_objects == reference.n_objects > 0
     assert np.array_equal(got, open_volume(f"{reference.output}/labels/nuclei").read_level(0))
     attrs = json.loads((small_input / "labels" / "nuclei" / "zarr.json").read_text())["attributes"]["ome"]
-    assert attrs["image-label"]["source"]["image"] == "../.."
+    assert attrs["image-label"]["source"]["image"] == "../../"
 
 
 def test_ome_zarr_reader_finds_image_and_labels_together(small_input) -> None:
