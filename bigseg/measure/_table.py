@@ -20,7 +20,9 @@ from bigseg.tiling import Roi
 
 __all__ = ["BlockStats", "block_stats", "combine_stats", "object_table"]
 
-_SUM_FIELDS = ("count", "sum_z", "sum_y", "sum_x", "sum_intensity")
+# Second moments of the voxel coordinates (zz, yy, xx, zy, zx, yx) give each nucleus's shape.
+_MOMENTS = ("zz", "yy", "xx", "zy", "zx", "yx")
+_SUM_FIELDS = ("count", "sum_z", "sum_y", "sum_x", "sum_intensity", *(f"sum_{m}" for m in _MOMENTS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class BlockStats:
     ``lo``/``hi`` are the global half-open bounding box, shape ``(n, 3)``;
     ``first`` the global row-major index of the object's first voxel (a key
     that depends on the object alone, not on the blocking or its ID).
+    ``sum_zz`` ... ``sum_yx`` the sums of products of global voxel coordinates.
     """
 
     ids: np.ndarray
@@ -43,13 +46,19 @@ class BlockStats:
     hi: np.ndarray
     touches_border: np.ndarray
     first: np.ndarray
+    sum_zz: np.ndarray
+    sum_yy: np.ndarray
+    sum_xx: np.ndarray
+    sum_zy: np.ndarray
+    sum_zx: np.ndarray
+    sum_yx: np.ndarray
 
     @classmethod
     def empty(cls) -> BlockStats:
         f = np.zeros(0, dtype=np.float64)
         box = np.zeros((0, 3), dtype=np.int64)
         return cls(np.zeros(0, np.uint64), np.zeros(0, np.int64), f, f, f, f, f, box, box, np.zeros(0, bool),
-                   np.zeros(0, np.int64))
+                   np.zeros(0, np.int64), *([f] * len(_MOMENTS)))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -85,10 +94,14 @@ def block_stats(labels: np.ndarray, image: np.ndarray, write_roi: Roi, volume_sh
     flat = compact.ravel()
     count = np.bincount(flat, minlength=n + 1)[1:].astype(np.int64)
     grids: tuple[np.ndarray, ...] = np.indices(labels.shape, sparse=True)
-    sum_z, sum_y, sum_x = (
-        np.bincount(flat, weights=np.broadcast_to(g + o, labels.shape).ravel(), minlength=n + 1)[1:]
-        for g, o in zip(grids, write_roi.offset)
-    )
+    coords = {a: np.broadcast_to((g + o).astype(np.float64), labels.shape).ravel()
+              for a, g, o in zip("zyx", grids, write_roi.offset)}
+
+    def per_label(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(flat, weights=weights, minlength=n + 1)[1:]
+
+    sum_z, sum_y, sum_x = (per_label(coords[a]) for a in "zyx")
+    moments = [per_label(coords[m[0]] * coords[m[1]]) for m in _MOMENTS]
     img = image.astype(np.float64)
     sum_int = np.bincount(flat, weights=img.ravel(), minlength=n + 1)[1:]
     max_int = np.asarray(ndi.maximum(img, compact, index), dtype=np.float64)
@@ -103,7 +116,7 @@ def block_stats(labels: np.ndarray, image: np.ndarray, write_roi: Roi, volume_sh
     local = np.unravel_index(at[-n:], labels.shape)
     first = np.ravel_multi_index(tuple(c + o for c, o in zip(local, write_roi.offset)), tuple(volume_shape))
     return BlockStats(ids.astype(np.uint64), count, sum_z, sum_y, sum_x, sum_int, max_int, lo, hi, touches,
-                      first.astype(np.int64))
+                      first.astype(np.int64), *moments)
 
 
 def combine_stats(parts: list[BlockStats]) -> BlockStats:
@@ -136,7 +149,9 @@ def object_table(stats: BlockStats, voxel_size: tuple[float, float, float]) -> p
 
     Columns: ``id``, ``voxel_count``, ``volume_um3``, ``centroid_{z,y,x}_um``,
     ``bbox_{z,y,x}_{min,max}`` (voxels, half-open), ``mean_intensity``,
-    ``max_intensity``, ``touches_border``.
+    ``max_intensity``, ``touches_border``, ``elongation`` (longest / shortest principal axis,
+    >= 1: the square root of the largest over the smallest eigenvalue of the coordinate
+    covariance in µm², each voxel counted as a box, i.e. ``voxel_size**2 / 12`` added per axis).
     """
     vs = np.asarray(voxel_size, dtype=np.float64)
     count = stats.count.astype(np.float64)
@@ -155,4 +170,20 @@ def object_table(stats: BlockStats, voxel_size: tuple[float, float, float]) -> p
     cols["mean_intensity"] = stats.sum_intensity / safe
     cols["max_intensity"] = stats.max_intensity
     cols["touches_border"] = stats.touches_border
+    cols["elongation"] = _elongation(stats, vs, safe)
     return pa.table(cols)
+
+
+def _elongation(stats: BlockStats, vs: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Principal-axis ratio per object from the summed moments (shape ``(n,)``)."""
+    n = len(stats.ids)
+    mean = np.stack([stats.sum_z, stats.sum_y, stats.sum_x], axis=1) / count[:, None]
+    cov = np.empty((n, 3, 3))
+    index = {"z": 0, "y": 1, "x": 2}
+    for m in _MOMENTS:
+        i, j = index[m[0]], index[m[1]]
+        c = (getattr(stats, f"sum_{m}") / count - mean[:, i] * mean[:, j]) * vs[i] * vs[j]
+        cov[:, i, j] = cov[:, j, i] = c
+    cov[:, range(3), range(3)] += vs**2 / 12.0
+    eig = np.linalg.eigvalsh(cov) if n else np.zeros((0, 3))
+    return np.sqrt(np.maximum(eig[:, -1], 0) / np.maximum(eig[:, 0], 1e-12))

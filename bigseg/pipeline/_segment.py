@@ -332,7 +332,7 @@ def _run(
     _timed(timings, "table", lambda: runner.run(
         "table", table_task, table_parts(n_kept, ROWS_PER_TABLE_FILE), lambda p: (kept_h, voxel)))
     n_objects = int(kept_offsets[-1])
-    _finalize(cfg, ctx, plan, n_objects, predict, tissue)
+    _finalize(cfg, ctx, plan, n_objects, predict, tissue, timings)
     return SegmentResult(
         output=out_url, labels_url=ctx.labels.url, table_url=ctx.table_url, n_objects=n_objects,
         n_blocks=grid.n_blocks, grid=grid, voxel_size=voxel, timings=timings,
@@ -377,7 +377,8 @@ def _build_pyramids(ctx: RunContext, runner: BlockRunner) -> None:
 
 
 def _finalize(
-    cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool, tissue: TissueMask | None
+    cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool, tissue: TissueMask | None,
+    timings: dict[str, float],
 ) -> None:
     ctx.scratch.remove()
     if predicted and cfg.save_maps:
@@ -393,6 +394,8 @@ def _finalize(
         **({"diameter_estimate": plan.diameter_estimate.as_dict()} if plan.diameter_estimate else {}),
         "grid": {"block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape)},
         "skipped_blocks": tissue.n_skipped if tissue is not None else 0,
+        "n_blocks": plan.grid.n_blocks,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
     ctx.labels.finalize({"run": run}, n_labels=n_objects)
     if ctx.tissue is not None and tissue is not None:

@@ -43,3 +43,27 @@ def test_object_table_units():
 def test_shape_mismatch():
     with pytest.raises(InputError, match="same shape"):
         block_stats(np.zeros((2, 2, 2), np.uint32), np.zeros((2, 2, 3)), Roi((0, 0, 0), (2, 2, 2)), (2, 2, 2))
+
+
+def test_elongation_of_a_ball_and_of_a_rod_across_blocks():
+    from skimage.draw import ellipsoid
+
+    from bigseg.tiling import Roi
+
+    labels = np.zeros((24, 40, 40), np.uint32)
+    labels[2:23, 2:23, 2:23] = ellipsoid(10, 10, 10)[1:-1, 1:-1, 1:-1] * 1
+    rod = ellipsoid(3, 3, 15)[1:-1, 1:-1, 1:-1]
+    labels[5:12, 26:33, 4:35][rod] = 2
+    image = np.ones(labels.shape)
+    # Two blocks split along x: partial moments combine into whole-object moments.
+    parts = [block_stats(labels[..., s], image[..., s], Roi((0, 0, s.start), (24, 40, s.stop - s.start)), labels.shape)
+             for s in (slice(0, 20), slice(20, 40))]
+    whole = object_table(block_stats(labels, image, Roi((0, 0, 0), labels.shape), labels.shape), (1.0, 1.0, 1.0))
+    split = object_table(combine_stats(parts), (1.0, 1.0, 1.0))
+    np.testing.assert_allclose(split["elongation"].to_numpy(), whole["elongation"].to_numpy(), rtol=1e-9)
+    ball, long = whole["elongation"].to_numpy()
+    assert 1.0 <= ball < 1.05  # a sphere, up to voxelisation
+    assert 4.0 < long < 5.5  # semi-axes 15 vs 3: ratio 5, a little less once voxels count as boxes
+    # Anisotropic voxels: the same voxels 3x longer in z make the ball an ellipsoid 3:1.
+    aniso = object_table(block_stats(labels, image, Roi((0, 0, 0), labels.shape), labels.shape), (3.0, 1.0, 1.0))
+    assert 2.8 < aniso["elongation"].to_numpy()[0] < 3.1

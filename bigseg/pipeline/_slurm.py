@@ -1,0 +1,125 @@
+"""A Dask cluster of SLURM jobs (dask-jobqueue): GPU jobs for inference, CPU jobs for the rest.
+
+For a notebook or script on a cluster's login node::
+
+    from distributed import Client
+    from bigseg.pipeline import slurm_cluster
+    import bigseg
+
+    cluster = slurm_cluster(gpu_jobs=2, cpu_jobs=8, queue="gpu", account="lab")
+    client = Client(cluster)           # TLS: only this process holds the job certificate
+    bigseg.segment("brain.ome.zarr", "brain-seg.ome.zarr", client=client, gpu_resources=True)
+
+Each GPU job asks for a GPU (``--gres=gpu:1`` by default) and runs one worker that advertises
+``GPU=1``, so inference goes there; each CPU job runs one single-threaded worker per core for
+decoding, stitching and writing. Scheduler, workers and client use mutual TLS with a certificate
+made for this cluster (``security=Security.temporary()``); dask-jobqueue writes it for the workers
+into ``tls_directory``, which is created readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from bigseg.errors import InputError
+from bigseg.pipeline._security import job_security
+
+__all__ = ["slurm_cluster"]
+
+logger = logging.getLogger(__name__)
+
+
+def _private_dir(path: str | os.PathLike[str] | None) -> str:
+    if path is None:
+        # The home directory is shared with the compute nodes on typical clusters; /tmp is not.
+        base = Path.home() / ".bigseg" / "tls"
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return tempfile.mkdtemp(prefix="cluster-", dir=base)
+    p = Path(path)
+    p.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if p.stat().st_mode & 0o077:
+        raise InputError(f"`tls_directory` {str(p)!r} is readable by others; use a new directory or `chmod 700 {p}`")
+    return str(p)
+
+
+def _check_counts(gpu_jobs: int, cpu_jobs: int) -> None:
+    for name, n in (("gpu_jobs", gpu_jobs), ("cpu_jobs", cpu_jobs)):
+        if not isinstance(n, int) or n < 0:
+            raise InputError(f"`{name}` must be an int >= 0, got {n!r}")
+    if gpu_jobs + cpu_jobs == 0:
+        raise InputError("`gpu_jobs` + `cpu_jobs` must be >= 1: a cluster without jobs runs nothing")
+
+
+def slurm_cluster(
+    *,
+    gpu_jobs: int = 1,
+    cpu_jobs: int = 4,
+    cores: int = 8,
+    memory: str = "32GiB",
+    gpu_cores: int = 4,
+    gpu_memory: str = "32GiB",
+    gpu_directives: Sequence[str] = ("--gres=gpu:1",),
+    walltime: str = "12:00:00",
+    queue: str | None = None,
+    account: str | None = None,
+    tls_directory: str | os.PathLike[str] | None = None,
+    dashboard_address: str = "127.0.0.1:8787",
+    **job_kwargs: Any,
+) -> Any:
+    """Start a ``dask_jobqueue.SLURMCluster`` with ``gpu_jobs`` GPU jobs and ``cpu_jobs`` CPU jobs.
+
+    Parameters
+    ----------
+    gpu_jobs : int
+        Jobs with ``gpu_directives`` (``#SBATCH`` lines), ``gpu_cores`` CPUs and ``gpu_memory``;
+        each runs one worker with resource ``GPU=1``. Run ``segment(..., gpu_resources=True)``
+        when this is > 0 so that inference runs only there.
+    cpu_jobs : int
+        Jobs with ``cores`` CPUs and ``memory``; each runs ``cores`` single-threaded workers.
+    walltime, queue, account : str
+        As in ``sbatch --time``, ``--partition``, ``--account``.
+    tls_directory : path, optional
+        Where the workers read the cluster's certificate: a directory on a file system the
+        compute nodes share, created with mode 0700 (default: a new one under ``~/.bigseg/tls``).
+    dashboard_address : str
+        The scheduler's dashboard binds here: this machine only by default (reach it with an SSH
+        tunnel); pass ``":8787"`` to open it to the network.
+    **job_kwargs
+        Passed to ``SLURMCluster`` for both kinds of job (``python``, ``job_script_prologue``,
+        ``local_directory``, ``log_directory``, ``job_extra_directives``, ...).
+
+    Returns
+    -------
+    dask_jobqueue.SLURMCluster
+        Its jobs are submitted already; ``Client(cluster).wait_for_workers(n)`` waits for them.
+    """
+    _check_counts(gpu_jobs, cpu_jobs)
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise InputError("slurm_cluster needs dask-jobqueue: pip install 'bigseg[slurm]'") from None
+    shared = list(job_kwargs.pop("job_extra_directives", []))
+    extra_args = list(job_kwargs.pop("worker_extra_args", []))
+    cluster = SLURMCluster(
+        cores=cores, processes=cores, memory=memory, walltime=walltime, queue=queue, account=account,
+        security=job_security(), shared_temp_directory=_private_dir(tls_directory),
+        scheduler_options={"dashboard_address": dashboard_address},
+        job_extra_directives=shared, worker_extra_args=extra_args, **job_kwargs,
+    )
+    # SpecCluster workers may differ: GPU jobs are named specs with their own options; scale()
+    # then fills up with CPU jobs from the cluster's template.
+    gpu_options = {
+        **cluster._job_kwargs, "cores": gpu_cores, "processes": 1, "memory": gpu_memory,
+        "job_extra_directives": shared + list(gpu_directives),
+        "worker_extra_args": extra_args + ["--resources", "GPU=1"],
+    }
+    for i in range(gpu_jobs):
+        cluster.worker_spec[f"{cluster.name}-gpu-{i}"] = {"cls": cluster.job_cls, "options": gpu_options}
+    cluster.scale(jobs=gpu_jobs + cpu_jobs)
+    logger.info("SLURM cluster: %d GPU jobs, %d CPU jobs, scheduler %s, dashboard %s",
+                gpu_jobs, cpu_jobs, cluster.scheduler_address, cluster.dashboard_link)
+    return cluster

@@ -1,0 +1,106 @@
+"""Summaries of the nucleus table, read in batches: memory follows the batch, not the nucleus count."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["TableSummary", "summarize_table"]
+
+# Columns the report needs, and how each histogram's values derive from them.
+_COLUMNS = ("volume_um3", "mean_intensity", "elongation", "centroid_z_um", "centroid_y_um", "centroid_x_um",
+            "touches_border", "bbox_z_min", "bbox_z_max", "bbox_y_min", "bbox_y_max", "bbox_x_min", "bbox_x_max")
+HISTOGRAMS = ("volume_um3", "diameter_um", "mean_intensity", "elongation")
+N_BINS = 40
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What the report shows of the table.
+
+    Attributes
+    ----------
+    n : int
+        Rows (nuclei).
+    histograms : dict of name to (counts, edges)
+        ``volume_um3``, ``diameter_um`` (equivalent-sphere), ``mean_intensity``, ``elongation``;
+        ``N_BINS`` bins between the column's min and max (volume and diameter on a log scale).
+    density : (counts, y_edges, x_edges)
+        Nuclei per (y, x) bin, summed over z; bins in µm.
+    n_border : int
+        Nuclei touching the volume border (possibly cut by it).
+    n_halo_limit : int
+        Nuclei whose box is longer than the halo along some axis: their far parts may lie beyond
+        the read ROI of a block that holds part of them, so they may be cut or split.
+    """
+
+    n: int
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]]
+    density: tuple[np.ndarray, np.ndarray, np.ndarray]
+    n_border: int
+    n_halo_limit: int
+
+
+def _batches(url: str, batch_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    import pyarrow.parquet as pq
+
+    from bigseg.io import get_fs
+
+    fs, path = get_fs(url)
+    with fs.open(path, "rb") as f:
+        pf = pq.ParquetFile(f)
+        names = [c for c in _COLUMNS if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=names):
+            cols = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in names}
+            if "volume_um3" in cols:
+                cols["diameter_um"] = np.cbrt(6.0 * cols["volume_um3"] / math.pi)
+            yield cols
+
+
+def _edges(lo: float, hi: float, log: bool) -> np.ndarray:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = 0.0, 1.0
+    if log and lo > 0:
+        return np.geomspace(lo, max(hi, lo * 1.01), N_BINS + 1)
+    return np.linspace(lo, hi if hi > lo else lo + 1.0, N_BINS + 1)
+
+
+def summarize_table(
+    url: str,
+    *,
+    halo: tuple[int, int, int],
+    extent_um: tuple[float, float, float],
+    density_bin_um: float,
+    batch_rows: int = 1 << 16,
+) -> TableSummary:
+    """Two passes over ``url`` (Parquet): ranges, then histograms, density and warning counts."""
+    lo = {h: math.inf for h in HISTOGRAMS}
+    hi = {h: -math.inf for h in HISTOGRAMS}
+    n = 0
+    for cols in _batches(url, batch_rows):
+        n += len(next(iter(cols.values()), []))
+        for h in HISTOGRAMS:
+            v = cols.get(h)
+            if v is not None and v.size:
+                lo[h], hi[h] = min(lo[h], float(np.nanmin(v))), max(hi[h], float(np.nanmax(v)))
+    edges = {h: _edges(lo[h], hi[h], h in ("volume_um3", "diameter_um")) for h in HISTOGRAMS}
+    counts = {h: np.zeros(N_BINS, np.int64) for h in HISTOGRAMS}
+    ny, nx = (max(1, math.ceil(e / density_bin_um)) for e in extent_um[1:])
+    y_edges, x_edges = np.arange(ny + 1) * density_bin_um, np.arange(nx + 1) * density_bin_um
+    density = np.zeros((ny, nx), np.int64)
+    n_border = n_halo = 0
+    for cols in _batches(url, batch_rows):
+        for h in HISTOGRAMS:
+            if h in cols:
+                counts[h] += np.histogram(cols[h], edges[h])[0]
+        if "centroid_y_um" in cols:
+            density += np.histogram2d(cols["centroid_y_um"], cols["centroid_x_um"], (y_edges, x_edges))[0].astype(np.int64)
+        if "touches_border" in cols:
+            n_border += int(np.count_nonzero(cols["touches_border"]))
+        if "bbox_z_min" in cols:
+            spans = [cols[f"bbox_{a}_max"] - cols[f"bbox_{a}_min"] for a in "zyx"]
+            n_halo += int(np.count_nonzero(np.any([s > h for s, h in zip(spans, halo)], axis=0)))
+    return TableSummary(n, {h: (counts[h], edges[h]) for h in HISTOGRAMS}, (density, y_edges, x_edges), n_border, n_halo)
