@@ -120,6 +120,7 @@ def slurm_cluster(
     for i in range(gpu_jobs):
         cluster.worker_spec[f"{cluster.name}-gpu-{i}"] = {"cls": cluster.job_cls, "options": gpu_options}
     cluster.scale(jobs=gpu_jobs + cpu_jobs)
-    logger.info("SLURM cluster: %d GPU jobs, %d CPU jobs, scheduler %s, dashboard %s",
-                gpu_jobs, cpu_jobs, cluster.scheduler_address, cluster.dashboard_link)
+    # The link names the scheduler's host even where the dashboard listens on 127.0.0.1 only.
+    logger.info("SLURM cluster: %d GPU jobs, %d CPU jobs, scheduler %s, dashboard on %s (%s)",
+                gpu_jobs, cpu_jobs, cluster.scheduler_address, dashboard_address, cluster.dashboard_link)
     return cluster
