@@ -115,18 +115,21 @@ def projections_figure(image: np.ndarray, voxel_um: Sequence[float]) -> bytes:
     return _png(fig)
 
 
-def density_figure(counts: np.ndarray, bin_um: float, depth_um: float) -> bytes:
-    """Nuclei per mm³ in (y, x) columns through the whole depth, with a µm scale bar."""
-    per_mm3 = counts / (bin_um * bin_um * depth_um) * 1e9
+def density_figure(counts: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray, depth_um: float) -> bytes:
+    """Nuclei per mm³ in (y, x) columns through the whole depth, with a µm scale bar.
+
+    ``counts`` (Y, X) per bin; ``y_edges``, ``x_edges`` the bin edges in µm.
+    """
+    dy, dx = float(y_edges[1] - y_edges[0]), float(x_edges[1] - x_edges[0])
+    per_mm3 = counts / (dy * dx * depth_um) * 1e9
     fig, axes = _figure(1, width=6.0, height=5.0)
     ax = axes[0, 0]
-    shown = ax.imshow(per_mm3, cmap="magma", interpolation="nearest",
-                      extent=(0, counts.shape[1] * bin_um, counts.shape[0] * bin_um, 0))
+    shown = ax.imshow(per_mm3, cmap="magma", interpolation="nearest", extent=(0, x_edges[-1], y_edges[-1], 0))
     fig.colorbar(shown, ax=ax, label="nuclei per mm³ (projected over z)")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
-    _scalebar(ax, nice_length(counts.shape[1] * bin_um), 1.0)
-    ax.set_title(f"density, {bin_um:g} µm bins")
+    _scalebar(ax, nice_length(float(x_edges[-1])), 1.0)
+    ax.set_title(f"density, {dy:.0f} × {dx:.0f} µm columns")
     return _png(fig)
 
 

@@ -169,8 +169,8 @@ def write_report(
         sections.append("<h2>Maximum projections</h2>" + _img(figs.projections_figure(img_l, vs), "fig-projections",
                         f"Maximum-intensity projections of level {level}."))
         depth = extent[0]
-        sections.append("<h2>Density</h2>" + _img(figs.density_figure(summary.density[0], bin_um, depth), "fig-density",
-                        f"Nuclei per mm³ in {bin_um:.0f} µm columns through the whole depth ({depth:.0f} µm), "
+        sections.append("<h2>Density</h2>" + _img(figs.density_figure(*summary.density, depth), "fig-density",
+                        f"Nuclei per mm³ in columns of about {bin_um:.0f} µm through the whole depth ({depth:.0f} µm), "
                         "from the table's centroids."))
         sections.append("<h2>Distributions</h2>" + _img(figs.histograms_figure(summary.histograms), "fig-histograms",
                         "Volume, equivalent-sphere diameter, mean intensity and elongation of every nucleus."))

@@ -29,7 +29,7 @@ class TableSummary:
         ``volume_um3``, ``diameter_um`` (equivalent-sphere), ``mean_intensity``, ``elongation``;
         ``N_BINS`` bins between the column's min and max (volume and diameter on a log scale).
     density : (counts, y_edges, x_edges)
-        Nuclei per (y, x) bin, summed over z; bins in µm.
+        Nuclei per (y, x) bin, summed over z; edges in µm, tiling the volume's extent exactly.
     n_border : int
         Nuclei touching the volume border (possibly cut by it).
     n_halo_limit : int
@@ -88,8 +88,8 @@ def summarize_table(
                 lo[h], hi[h] = min(lo[h], float(np.nanmin(v))), max(hi[h], float(np.nanmax(v)))
     edges = {h: _edges(lo[h], hi[h], h in ("volume_um3", "diameter_um")) for h in HISTOGRAMS}
     counts = {h: np.zeros(N_BINS, np.int64) for h in HISTOGRAMS}
-    ny, nx = (max(1, math.ceil(e / density_bin_um)) for e in extent_um[1:])
-    y_edges, x_edges = np.arange(ny + 1) * density_bin_um, np.arange(nx + 1) * density_bin_um
+    # Bins tile the extent exactly (about density_bin_um wide), so no bin hangs over the edge.
+    y_edges, x_edges = (np.linspace(0.0, e, max(1, round(e / density_bin_um)) + 1) for e in extent_um[1:])
     density = np.zeros((ny, nx), np.int64)
     n_border = n_halo = 0
     for cols in _batches(url, batch_rows):
