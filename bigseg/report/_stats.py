@@ -90,7 +90,7 @@ def summarize_table(
     counts = {h: np.zeros(N_BINS, np.int64) for h in HISTOGRAMS}
     # Bins tile the extent exactly (about density_bin_um wide), so no bin hangs over the edge.
     y_edges, x_edges = (np.linspace(0.0, e, max(1, round(e / density_bin_um)) + 1) for e in extent_um[1:])
-    density = np.zeros((ny, nx), np.int64)
+    density = np.zeros((len(y_edges) - 1, len(x_edges) - 1), np.int64)
     n_border = n_halo = 0
     for cols in _batches(url, batch_rows):
         for h in HISTOGRAMS:
