@@ -113,6 +113,52 @@ def _warnings(info: OutputInfo, summary: TableSummary | None) -> list[str]:
     return out
 
 
+def _figure_sections(info: OutputInfo, max_voxels: int, crop_size: int, density_bins: int) -> tuple[list[str], TableSummary]:
+    """The figures (HTML sections) of a finished output, and the table summary behind them."""
+    image, labels = open_volume(info.url), open_volume(join_url(info.url, "labels", "nuclei"))
+    level = _coarse_level(labels, max_voxels)
+    vs = labels.level_voxel_sizes[level]
+    img_l, lab_l = image.read_level(level), labels.read_level(level)
+    extent = tuple(s * v for s, v in zip(labels.shape, labels.voxel_size))
+    # Bins of at least two nucleus diameters, so a bin's count is a density, not 0 or 1.
+    bin_um = max(max(extent[1:]) / density_bins, 2 * float(info.run.get("diameter_um") or 0))
+    table_url = join_url(info.url, "labels", str(info.run.get("table", "nuclei.parquet")))
+    halo = tuple(info.run.get("grid", {}).get("halo", (0, 0, 0)))
+    summary = summarize_table(table_url, halo=halo, extent_um=extent, density_bin_um=bin_um)  # type: ignore[arg-type]
+    z_planes = [int(k) for k in np.linspace(0, img_l.shape[0] - 1, 5)[1:-1]]
+    sections = ["<h2>Slices</h2>" + _img(figs.slices_figure(img_l, lab_l, vs, z_planes), "fig-slices",
+                f"Orthogonal mid-slices and z-slices of level {level} (voxel {tuple(round(v, 3) for v in vs)} µm), "
+                "label outlines over the image.")]
+    crops = [(f"{title}, z = {roi.offset[0]}", image.read(roi)[0], labels.read(roi)[0])
+             for title, roi in _crop_rois(_pick_nuclei(table_url, 3), labels, crop_size)]
+    if crops:
+        sections.append(_img(figs.crops_figure(crops, labels.voxel_size), "fig-crops",
+                             f"Full-resolution crops ({crop_size} voxels) around nuclei of typical sizes."))
+    sections.append("<h2>Maximum projections</h2>" + _img(figs.projections_figure(img_l, vs), "fig-projections",
+                    f"Maximum-intensity projections of level {level}."))
+    depth = extent[0]
+    sections.append("<h2>Density</h2>" + _img(figs.density_figure(*summary.density, depth), "fig-density",
+                    f"Nuclei per mm³ in columns of about {bin_um:.0f} µm through the whole depth ({depth:.0f} µm), "
+                    "from the table's centroids."))
+    sections.append("<h2>Distributions</h2>" + _img(figs.histograms_figure(summary.histograms), "fig-histograms",
+                    "Volume, equivalent-sphere diameter, mean intensity and elongation of every nucleus."))
+    return sections, summary
+
+
+def _run_section(info: OutputInfo) -> str:
+    timings, grid = info.run.get("timings_s", {}), info.run.get("grid", {})
+    return "<h2>Run</h2>" + _rows([
+        ("complete", info.complete), ("blocks", info.run.get("n_blocks")),
+        # segment runs every block; a run that skips some records how many.
+        ("blocks skipped", info.run.get("blocks_skipped", 0)),
+        ("blocks failed", "0 (a failed block stops the run)" if info.complete else "unknown: the run did not finish"),
+        ("block shape / halo (voxels)", f"{grid.get('block_shape')} / {grid.get('halo')}"),
+        ("diameter (µm)", info.run.get("diameter_um")),
+        *[(f"stage {s} (s)", f"{timings[s]:.2f}") for s in info.stages_done],
+        ("total (s)", f"{sum(timings.values()):.2f}" if timings else None),
+    ])
+
+
 def write_report(
     output: str,
     path: str | os.PathLike[str] | None = None,
@@ -142,57 +188,18 @@ def write_report(
             raise InputError(f"{info.url!r} is not a local folder; pass the report path (CLI: --output report.html)")
         path = Path(join_url(info.url, "labels", "nuclei.report.html"))
     path = Path(path)
-    body: list[str] = []
-    summary = None
     sections: list[str] = []
+    summary = None
     if info.parts["labels"] and info.parts["image"]:
-        image, labels = open_volume(info.url), open_volume(join_url(info.url, "labels", "nuclei"))
-        level = _coarse_level(labels, max_voxels)
-        vs = labels.level_voxel_sizes[level]
-        img_l, lab_l = image.read_level(level), labels.read_level(level)
-        extent = tuple(s * v for s, v in zip(labels.shape, labels.voxel_size))
-        # Bins of at least two nucleus diameters, so a bin's count is a density, not 0 or 1.
-        bin_um = max(max(extent[1:]) / density_bins, 2 * float(info.run.get("diameter_um") or 0))
-        table_url = join_url(info.url, "labels", str(info.run.get("table", "nuclei.parquet")))
-        halo = tuple(info.run.get("grid", {}).get("halo", (0, 0, 0)))
-        summary = summarize_table(table_url, halo=halo, extent_um=extent, density_bin_um=bin_um)  # type: ignore[arg-type]
-        z_planes = [int(k) for k in np.linspace(0, img_l.shape[0] - 1, 5)[1:-1]]
-        sections.append("<h2>Slices</h2>" + _img(figs.slices_figure(img_l, lab_l, vs, z_planes), "fig-slices",
-                        f"Orthogonal mid-slices and z-slices of level {level} (voxel {tuple(round(v, 3) for v in vs)} µm), "
-                        "label outlines over the image."))
-        crops = []
-        for title, roi in _crop_rois(_pick_nuclei(table_url, 3), labels, crop_size):
-            crops.append((f"{title}, z = {roi.offset[0]}", image.read(roi)[0], labels.read(roi)[0]))
-        if crops:
-            sections.append(_img(figs.crops_figure(crops, labels.voxel_size), "fig-crops",
-                                 f"Full-resolution crops ({crop_size} voxels) around nuclei of typical sizes."))
-        sections.append("<h2>Maximum projections</h2>" + _img(figs.projections_figure(img_l, vs), "fig-projections",
-                        f"Maximum-intensity projections of level {level}."))
-        depth = extent[0]
-        sections.append("<h2>Density</h2>" + _img(figs.density_figure(*summary.density, depth), "fig-density",
-                        f"Nuclei per mm³ in columns of about {bin_um:.0f} µm through the whole depth ({depth:.0f} µm), "
-                        "from the table's centroids."))
-        sections.append("<h2>Distributions</h2>" + _img(figs.histograms_figure(summary.histograms), "fig-histograms",
-                        "Volume, equivalent-sphere diameter, mean intensity and elongation of every nucleus."))
+        sections, summary = _figure_sections(info, max_voxels, crop_size, density_bins)
     n = info.n_objects
-    body.append(f"<h1>bigseg report: {html.escape(info.url)}</h1>")
-    body.append(f'<p><span class="count" id="count">{n if n is not None else "?"}</span> nuclei'
-                + (f" &middot; {summary.n} rows in the table" if summary is not None else "") + "</p>")
-    body += _warnings(info, summary)
-    body += sections
-    timings = info.run.get("timings_s", {})
-    body.append("<h2>Run</h2>" + _rows([
-        ("complete", info.complete), ("blocks", info.run.get("n_blocks")),
-        ("blocks skipped", info.run.get("blocks_skipped", 0)),
-        ("blocks failed", "0 (a failed block stops the run)" if info.complete else "unknown: the run did not finish"),
-        ("block shape / halo (voxels)", f"{info.run.get('grid', {}).get('block_shape')} / {info.run.get('grid', {}).get('halo')}"),
-        ("diameter (µm)", info.run.get("diameter_um")),
-        *[(f"stage {s} (s)", f"{timings[s]:.2f}") for s in info.stages_done],
-        ("total (s)", f"{sum(timings.values()):.2f}" if timings else None),
-    ]))
-    body.append("<h2>Configuration</h2>" + _rows(sorted(info.run.get("config", {}).items())))
-    body.append(f"<p><small>written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by bigseg "
-                f"{_version()}</small></p>")
+    body = [f"<h1>bigseg report: {html.escape(info.url)}</h1>",
+            f'<p><span class="count" id="count">{n if n is not None else "?"}</span> nuclei'
+            + (f" &middot; {summary.n} rows in the table" if summary is not None else "") + "</p>",
+            *_warnings(info, summary), *sections, _run_section(info),
+            "<h2>Configuration</h2>" + _rows(sorted(info.run.get("config", {}).items())),
+            f"<p><small>written {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by bigseg "
+            f"{_version()}</small></p>"]
     page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>bigseg report</title><style>{_CSS}</style>'
             f"</head><body>{''.join(body)}</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
