@@ -148,7 +148,10 @@ def histograms_figure(histograms: dict[str, tuple[np.ndarray, np.ndarray]]) -> b
         label, log = _HIST_LABELS.get(name, (name, False))
         ax.stairs(counts, edges, fill=True, color="#4c72b0")
         if log:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # the labelled decades only: no overlapping labels
         ax.set_xlabel(label)
         ax.set_ylabel("nuclei")
     fig.tight_layout()

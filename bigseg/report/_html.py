@@ -104,9 +104,9 @@ def _warnings(info: OutputInfo, summary: TableSummary | None) -> list[str]:
                    f"self-consistent; {est.get('diameter_um')} µm was taken as the closest. Check the sizes below "
                    "and pass <code>--diameter</code> if they look wrong.</div>")
     if summary is not None and summary.n_halo_limit:
-        out.append(f'<div class="warn"><b>{summary.n_halo_limit} nuclei reach the halo limit</b> (their box is '
-                   f"longer than the halo {info.run.get('grid', {}).get('halo')} voxels): they may be cut or split at "
-                   "block borders. Increase <code>--halo</code> or check the diameter.</div>")
+        out.append(f'<div class="warn"><b>{summary.n_halo_limit} nuclei reach the halo limit</b> (their box spans '
+                   f"at least twice the halo, {info.run.get('grid', {}).get('halo')} voxels, along some axis): a block "
+                   "holding one end may not see the seed at the centre, so they may be cut or split at block borders. Increase <code>--halo</code> or check the diameter.</div>")
     if summary is not None and summary.n_border:
         out.append(f'<div class="warn"><b>{summary.n_border} nuclei touch the volume border</b> and may be '
                    "cut by it (their volumes are lower bounds).</div>")

@@ -33,8 +33,9 @@ class TableSummary:
     n_border : int
         Nuclei touching the volume border (possibly cut by it).
     n_halo_limit : int
-        Nuclei whose box is longer than the halo along some axis: their far parts may lie beyond
-        the read ROI of a block that holds part of them, so they may be cut or split.
+        Nuclei whose box spans at least twice the halo along some axis: a block that holds one
+        end of such a nucleus may not see the seed at its centre within its read ROI (write ROI
+        + halo), so the nucleus may be cut or split.
     """
 
     n: int
@@ -102,5 +103,5 @@ def summarize_table(
             n_border += int(np.count_nonzero(cols["touches_border"]))
         if "bbox_z_min" in cols:
             spans = [cols[f"bbox_{a}_max"] - cols[f"bbox_{a}_min"] for a in "zyx"]
-            n_halo += int(np.count_nonzero(np.any([s > h for s, h in zip(spans, halo)], axis=0)))
+            n_halo += int(np.count_nonzero(np.any([s >= 2 * h for s, h in zip(spans, halo)], axis=0)))
     return TableSummary(n, {h: (counts[h], edges[h]) for h in HISTOGRAMS}, (density, y_edges, x_edges), n_border, n_halo)

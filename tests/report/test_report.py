@@ -120,3 +120,19 @@ def test_report_renders_in_headless_chromium(output, tmp_path):
     for f in figures:
         crop = rgb[int(f["y"]):int(f["y"] + f["h"]), int(f["x"]):int(f["x"] + f["w"])]
         assert _non_blank(crop), f["id"]
+
+
+def test_table_summary_counts_and_bins(output):
+    from bigseg.report._stats import summarize_table
+
+    table = str(output / "labels" / "nuclei.parquet")
+    wide = summarize_table(table, halo=(100, 100, 100), extent_um=(96.0, 96.0, 96.0), density_bin_um=30.0, batch_rows=4)
+    tight = summarize_table(table, halo=(1, 1, 1), extent_um=(96.0, 96.0, 96.0), density_bin_um=30.0, batch_rows=4)
+    assert wide.n == tight.n == 9
+    # Balls of radius 5 span ~11 voxels: far below twice a halo of 100, far above twice a halo of 1.
+    assert wide.n_halo_limit == 0 and tight.n_halo_limit == 9
+    assert wide.n_border == 1  # the ball half outside the volume
+    counts, y_edges, x_edges = wide.density
+    assert counts.sum() == 9 and y_edges[-1] == x_edges[-1] == 96.0 and len(y_edges) == 4  # 3 bins of 32 µm
+    for name, (c, edges) in wide.histograms.items():
+        assert c.sum() == 9 and len(edges) == len(c) + 1, name
