@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 from bigseg.errors import InputError
 from bigseg.pipeline._security import job_security
+from bigseg.pipeline._workers import worker_config
 
 __all__ = ["slurm_cluster"]
 
@@ -46,6 +47,22 @@ def _private_dir(path: str | os.PathLike[str] | None) -> str:
     return str(p)
 
 
+def _worker_config_file(directory: str) -> str:
+    """bigseg's worker environment (:func:`worker_config`) as a Dask config file for the jobs."""
+    import yaml
+
+    nested: dict[str, Any] = {}
+    for dotted, value in worker_config(1).items():
+        node = nested
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    path = Path(directory) / "bigseg-dask.yaml"
+    path.write_text(yaml.safe_dump(nested))
+    return str(path)
+
+
 def _check_counts(gpu_jobs: int, cpu_jobs: int) -> None:
     for name, n in (("gpu_jobs", gpu_jobs), ("cpu_jobs", cpu_jobs)):
         if not isinstance(n, int) or n < 0:
@@ -60,7 +77,7 @@ def slurm_cluster(
     cpu_jobs: int = 4,
     cores: int = 8,
     memory: str = "32GiB",
-    gpu_cores: int = 4,
+    gpu_cores: int = 3,
     gpu_memory: str = "32GiB",
     gpu_directives: Sequence[str] = ("--gres=gpu:1",),
     walltime: str = "12:00:00",
@@ -76,8 +93,9 @@ def slurm_cluster(
     ----------
     gpu_jobs : int
         Jobs with ``gpu_directives`` (``#SBATCH`` lines), ``gpu_cores`` CPUs and ``gpu_memory``;
-        each runs one worker with resource ``GPU=1``. Run ``segment(..., gpu_resources=True)``
-        when this is > 0 so that inference runs only there.
+        each runs one worker of ``gpu_cores`` threads with resource ``GPU=gpu_cores`` (threads
+        share the device: one runs the network while the others read and write blocks). Run
+        ``segment(..., gpu_resources=True)`` when this is > 0 so that inference runs only there.
     cpu_jobs : int
         Jobs with ``cores`` CPUs and ``memory``; each runs ``cores`` single-threaded workers.
     walltime, queue, account : str
@@ -104,18 +122,22 @@ def slurm_cluster(
         raise InputError("slurm_cluster needs dask-jobqueue: pip install 'bigseg[slurm]'") from None
     shared = list(job_kwargs.pop("job_extra_directives", []))
     extra_args = list(job_kwargs.pop("worker_extra_args", []))
+    directory = _private_dir(tls_directory)
+    # Workers get bigseg's worker environment (memory trimming, one BLAS/torch thread per Dask
+    # thread) from a Dask config file the job exports, as `dask worker` does in the other deployments.
+    prologue = [f"export DASK_CONFIG={_worker_config_file(directory)}", *job_kwargs.pop("job_script_prologue", [])]
     cluster = SLURMCluster(
         cores=cores, processes=cores, memory=memory, walltime=walltime, queue=queue, account=account,
-        security=job_security(), shared_temp_directory=_private_dir(tls_directory),
+        security=job_security(), shared_temp_directory=directory,
         scheduler_options={"dashboard_address": dashboard_address},
-        job_extra_directives=shared, worker_extra_args=extra_args, **job_kwargs,
+        job_extra_directives=shared, worker_extra_args=extra_args, job_script_prologue=prologue, **job_kwargs,
     )
     # SpecCluster workers may differ: GPU jobs are named specs with their own options; scale()
     # then fills up with CPU jobs from the cluster's template.
     gpu_options = {
         **cluster._job_kwargs, "cores": gpu_cores, "processes": 1, "memory": gpu_memory,
         "job_extra_directives": shared + list(gpu_directives),
-        "worker_extra_args": extra_args + ["--resources", "GPU=1"],
+        "worker_extra_args": extra_args + ["--resources", f"GPU={gpu_cores}"],
     }
     for i in range(gpu_jobs):
         cluster.worker_spec[f"{cluster.name}-gpu-{i}"] = {"cls": cluster.job_cls, "options": gpu_options}

@@ -51,7 +51,8 @@ def _listening_hosts(port: int) -> set[str]:
 
 def _job_env() -> dict[str, str]:
     # Jobs inherit the test's environment (sbatch --export=ALL); the script activates this venv.
-    return {"BIGSEG_VENV": sys.prefix, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return {"BIGSEG_VENV": sys.prefix, "DASK_CONFIG": str(REPO / "deploy" / "dask" / "bigseg.yaml"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 def _sbatch_args(tmp_path: Path) -> list[str]:
@@ -118,6 +119,12 @@ def test_jobqueue_cluster_with_gpu_and_cpu_jobs(slurm, volume, tmp_path, monkeyp
             client.wait_for_workers(2, timeout=180)
             workers = client.scheduler_info()["workers"].values()
             assert sorted(w["resources"].get("GPU", 0) for w in workers) == [0, 1]
+            # bigseg's worker environment reached the jobs' workers, as in the other deployments.
+            from bigseg.pipeline import worker_environ, worker_settings
+
+            for settings in client.run(worker_settings).values():
+                for key, value in worker_environ(1).items():
+                    assert str(settings[key]) == str(value), (key, settings)
             out = tmp_path / "out.zarr"
             result = segment(str(src), str(out), client=client, gpu_resources=True, **OPTIONS)
             assert result.n_objects == local.n_objects
