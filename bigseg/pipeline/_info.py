@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from bigseg.errors import InputError, VolumeNotFoundError
 from bigseg.io import is_complete, join_url, normalize_url, open_group, path_exists
-from bigseg.pipeline._segment import LABEL_NAME
+from bigseg.pipeline._outputs import LABEL_NAME
 
 __all__ = ["OutputInfo", "describe_output"]
 # The order `segment` runs its stages in (overlap stitching adds "decode"; `decode` replaces
@@ -60,7 +60,8 @@ class OutputInfo:
                          "run `bigseg segment` again with --overwrite")
         if self.run:
             grid = self.run.get("grid", {})
-            lines.append(f"  nuclei: {self.n_objects}   blocks: {self.run.get('n_blocks', '?')} of "
+            lines.append(f"  nuclei: {self.n_objects}   blocks: {self.run.get('n_blocks', '?')} "
+                         f"({self.run.get('skipped_blocks', 0)} skipped, no tissue) of "
                          f"{grid.get('block_shape')} (halo {grid.get('halo')})   diameter: "
                          f"{self.run.get('diameter_um')} µm")
             timings = self.run.get("timings_s", {})

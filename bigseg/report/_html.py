@@ -23,7 +23,7 @@ from bigseg.errors import InputError
 from bigseg.io import Volume, is_local, join_url, open_volume
 from bigseg.pipeline import OutputInfo, describe_output
 from bigseg.report import _figures as figs
-from bigseg.report._stats import TableSummary, summarize_table
+from bigseg.report._stats import TableSummary, open_table, summarize_table
 from bigseg.tiling import Roi
 
 __all__ = ["write_report"]
@@ -58,17 +58,9 @@ def _crop_rois(summary_rows: list[tuple[str, tuple[float, float, float]]], volum
 
 
 def _pick_nuclei(table_url: str, n: int) -> list[tuple[str, tuple[float, float, float]]]:
-    """Centres of the nuclei at the 10th, 50th and 90th volume percentiles (one batch pass each way)."""
-    import pyarrow.parquet as pq
-
-    from bigseg.io import get_fs
-
-    fs, path = get_fs(table_url)
-    with fs.open(path, "rb") as f:
-        pf = pq.ParquetFile(f)
-        # Sample at most one batch per row group: enough to pick typical nuclei, bounded memory.
-        first = next(pf.iter_batches(batch_size=1 << 16, columns=["volume_um3", "centroid_z_um", "centroid_y_um",
-                                                                  "centroid_x_um"]), None)
+    """Centres of the nuclei at the 10th, 50th and 90th volume percentiles of the table's first
+    batch (enough to pick typical nuclei; memory bounded by the batch)."""
+    first = next(open_table(table_url, ["volume_um3", "centroid_z_um", "centroid_y_um", "centroid_x_um"]), None)
     if first is None or first.num_rows == 0:
         return []
     vol = first.column("volume_um3").to_numpy()
@@ -149,8 +141,7 @@ def _run_section(info: OutputInfo) -> str:
     timings, grid = info.run.get("timings_s", {}), info.run.get("grid", {})
     return "<h2>Run</h2>" + _rows([
         ("complete", info.complete), ("blocks", info.run.get("n_blocks")),
-        # segment runs every block; a run that skips some records how many.
-        ("blocks skipped", info.run.get("blocks_skipped", 0)),
+        ("blocks skipped (no tissue)", info.run.get("skipped_blocks", 0)),
         ("blocks failed", "0 (a failed block stops the run)" if info.complete else "unknown: the run did not finish"),
         ("block shape / halo (voxels)", f"{grid.get('block_shape')} / {grid.get('halo')}"),
         ("diameter (µm)", info.run.get("diameter_um")),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["TableSummary", "summarize_table"]
+__all__ = ["TableSummary", "open_table", "summarize_table"]
 
 # Columns the report needs, and how each histogram's values derive from them.
 _COLUMNS = ("volume_um3", "mean_intensity", "elongation", "centroid_z_um", "centroid_y_um", "centroid_x_um",
@@ -45,17 +45,24 @@ class TableSummary:
     n_halo_limit: int
 
 
-def _batches(url: str, batch_rows: int) -> Iterator[dict[str, np.ndarray]]:
-    import pyarrow.parquet as pq
+def open_table(url: str, columns: Sequence[str]) -> Iterator[Any]:
+    """Record batches of ``columns`` (those present) of the table at ``url``: one Parquet file or
+    a folder of them (``part-*.parquet``), read as one dataset."""
+    import pyarrow.dataset as ds
 
     from bigseg.io import get_fs
 
     fs, path = get_fs(url)
-    with fs.open(path, "rb") as f:
-        pf = pq.ParquetFile(f)
-        names = [c for c in _COLUMNS if c in pf.schema_arrow.names]
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=names):
-            cols = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in names}
+    dataset = ds.dataset(path, filesystem=fs, format="parquet")
+    names = [c for c in columns if c in dataset.schema.names]
+    return iter(dataset.to_batches(columns=names))
+
+
+def _batches(url: str, batch_rows: int) -> Iterator[dict[str, np.ndarray]]:
+    for batch in open_table(url, _COLUMNS):
+        for start in range(0, batch.num_rows, batch_rows):
+            part = batch.slice(start, batch_rows)
+            cols = {name: part.column(name).to_numpy(zero_copy_only=False) for name in part.schema.names}
             if "volume_um3" in cols:
                 cols["diameter_um"] = np.cbrt(6.0 * cols["volume_um3"] / math.pi)
             yield cols
