@@ -79,11 +79,28 @@ class SegmentConfig(BaseModel):
     seed_distance: float | None = Field(None, ge=-1, le=1)
     mask_foreground: float | None = Field(None, ge=0, le=1)
     min_volume_um3: float | None = Field(None, ge=0, description="Remove objects smaller than this (µm³).")
+    decoder: Literal["bcd", "voronoi-otsu", "tascan"] | None = Field(
+        None,
+        description=(
+            "'bcd' (NucMM seeded watershed), 'voronoi-otsu' (CellSeg3D, on the foreground map) or 'tascan' "
+            "(3DCellSeg supervoxel merging). Default: the model card's (bcd for the classical predictor)."
+        ),
+    )
+    spot_sigma_um: float | None = Field(None, ge=0, description="Voronoi-Otsu seed Gaussian (µm); default d/4.")
+    outline_sigma_um: float | None = Field(None, ge=0, description="Voronoi-Otsu mask Gaussian (µm); default d/8.")
+    min_touching_area: int | None = Field(None, ge=1, description="TASCAN: merge at this touching area (voxels); 30.")
+    min_touching_fraction: float | None = Field(
+        None, gt=0, le=1, description="TASCAN: merge at this share of a supervoxel's surface; 0.51."
+    )
     # tiling and stitching
     block_shape: Triple = Field((128, 128, 128), description="Block (and output chunk) shape in voxels.")
     halo: Triple | None = Field(None, description="Halo in voxels; default from the predictor and diameter.")
-    stitch: Literal["seeds", "iou"] = Field(
-        "seeds", description="'seeds': global seed IDs (exact); 'iou': per-block labels merged on mutual-best IoU."
+    stitch: Literal["seeds", "iou"] | None = Field(
+        None,
+        description=(
+            "'seeds': global seed IDs (exact); 'iou': per-block labels merged on mutual-best IoU. "
+            "Default: the decoder's ('iou' for tascan, else 'seeds')."
+        ),
     )
     min_iou: float = Field(0.5, gt=0, le=1, description="IoU needed to merge across blocks ('iou' only).")
     skip_empty: bool = Field(

@@ -80,7 +80,20 @@ def segment_command(
     channel: Optional[int] = typer.Option(None, help="Channel of a multi-channel image."),
     block_shape: Optional[tuple[int, int, int]] = typer.Option(None, "--block-shape", help="Block shape Z Y X (voxels)."),
     halo: Optional[tuple[int, int, int]] = typer.Option(None, "--halo", help="Halo Z Y X in voxels."),
-    stitch: Optional[str] = typer.Option(None, help="'seeds' (exact) or 'iou' (per-block labels merged on mutual-best IoU)."),
+    stitch: Optional[str] = typer.Option(
+        None, help="'seeds' (exact) or 'iou' (per-block labels merged on mutual-best IoU); default: the decoder's "
+        "(iou for tascan).",
+    ),
+    decoder: Optional[str] = typer.Option(
+        None, "--decoder", help="'bcd' (NucMM watershed), 'voronoi-otsu' (CellSeg3D) or 'tascan' (3DCellSeg); "
+        "default: the model card's (bcd for the classical predictor).",
+    ),
+    spot_sigma: Optional[float] = typer.Option(None, "--spot-sigma", help="Voronoi-Otsu seed Gaussian σ (µm); default d/4."),
+    outline_sigma: Optional[float] = typer.Option(None, "--outline-sigma", help="Voronoi-Otsu mask Gaussian σ (µm); default d/8."),
+    min_touching_area: Optional[int] = typer.Option(None, "--min-touching-area", help="TASCAN: merge at this touching area (voxels); 30."),
+    min_touching_fraction: Optional[float] = typer.Option(
+        None, "--min-touching-fraction", help="TASCAN: merge at this share of a supervoxel's surface; 0.51."
+    ),
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
     skip_empty: Optional[bool] = typer.Option(
@@ -105,6 +118,8 @@ def segment_command(
             config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=voxel_size,
             level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
             skip_empty=skip_empty, output_mode=output_mode,
+            decoder=decoder, spot_sigma_um=spot_sigma, outline_sigma_um=outline_sigma,
+            min_touching_area=min_touching_area, min_touching_fraction=min_touching_fraction,
             ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
         )
         return segment(input, output, config=cfg, progress=bar, on_cluster=_announce)
@@ -121,11 +136,21 @@ def decode_command(
     mask_foreground: Optional[float] = typer.Option(None, help="Flood only where foreground > this."),
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
     stitch: Optional[str] = typer.Option(None, help="'seeds' or 'iou'."),
+    decoder: Optional[str] = typer.Option(
+        None, "--decoder", help="'bcd' (NucMM watershed), 'voronoi-otsu' (CellSeg3D) or 'tascan' (3DCellSeg); "
+        "default: the model card's (bcd for the classical predictor).",
+    ),
+    spot_sigma: Optional[float] = typer.Option(None, "--spot-sigma", help="Voronoi-Otsu seed Gaussian σ (µm); default d/4."),
+    outline_sigma: Optional[float] = typer.Option(None, "--outline-sigma", help="Voronoi-Otsu mask Gaussian σ (µm); default d/8."),
+    min_touching_area: Optional[int] = typer.Option(None, "--min-touching-area", help="TASCAN: merge at this touching area (voxels); 30."),
+    min_touching_fraction: Optional[float] = typer.Option(
+        None, "--min-touching-fraction", help="TASCAN: merge at this share of a supervoxel's surface; 0.51."
+    ),
     scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address."),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace OUT/labels/NAME."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Re-decode saved BCD maps with other thresholds (no inference)."""
+    """Re-decode saved BCD maps with other thresholds or another decoder (no inference)."""
     from bigseg.config import load_config
     from bigseg.pipeline import decode
 
@@ -135,6 +160,8 @@ def decode_command(
         cfg = load_config(
             None, seed_foreground=seed_foreground, seed_contour=seed_contour, seed_distance=seed_distance,
             mask_foreground=mask_foreground, min_volume_um3=min_volume, stitch=stitch, scheduler=scheduler,
+            decoder=decoder, spot_sigma_um=spot_sigma, outline_sigma_um=outline_sigma,
+            min_touching_area=min_touching_area, min_touching_fraction=min_touching_fraction,
             overwrite=overwrite,
         )
         return decode(output, label_name=name, config=cfg, progress=bar, on_cluster=_announce)

@@ -13,7 +13,9 @@ __all__ = ["register"]
 def _train(
     ctx: typer.Context,
     out: str = typer.Argument(..., help="Output folder (checkpoints, curves, and the model package in OUT/model)."),
-    image: list[str] | None = typer.Option(None, "--image", help="Training image (TIFF or zarr); repeat with --labels."),
+    image: list[str] | None = typer.Option(
+        None, "--image", help="Training image (TIFF or zarr); repeat with --labels (wnet3d: no --labels)."
+    ),
     labels: list[str] | None = typer.Option(None, "--labels", help="Instance labels for each --image, in order."),
     voxel_size: tuple[float, float, float] | None = typer.Option(
         None, "--voxel-size", help="Voxel size Z Y X (µm) of the --image files, where they state none."
@@ -22,10 +24,12 @@ def _train(
     synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Draw synthetic nuclei on the fly."),
     synthetic_fraction: float = typer.Option(1.0, help="Share of patches drawn from synthetic data when files are given too."),
     preset_fraction: float = typer.Option(0.0, help="Share of synthetic volumes from bigseg.synth presets (rest: domain-randomised)."),
-    architecture: str = typer.Option("unet", help="basic_unet, unet, segresnet or swin_unetr."),
+    architecture: str = typer.Option("unet", help="basic_unet, unet, segresnet, swin_unetr, cellsegnet (3DCellSeg) or wnet3d (CellSeg3D, self-supervised: --image without --labels)."),
     arch_kwargs: str = typer.Option("{}", help='Architecture arguments as JSON, e.g. \'{"channels": [8, 16, 32], "strides": [2, 2]}\'.'),
-    head: str = typer.Option("bcd", help="bcd (foreground, contour, distance) or semantic (foreground)."),
-    loss: str = typer.Option("bcd", help="bcd; for semantic heads dice, dice_ce, generalized_dice, tversky or cellseg3d."),
+    head: str | None = typer.Option(
+        None, help="bcd (foreground, contour, distance; the default) or semantic (foreground; wnet3d's only head)."
+    ),
+    loss: str | None = typer.Option(None, help="bcd; for semantic heads dice, dice_ce, generalized_dice, tversky or 3dcellseg (3DCellSeg, Wang et al. 2022)."),
     steps: int = typer.Option(2000, help="Optimizer steps."),
     batch_size: int = typer.Option(4, help="Patches per step."),
     patch_size: tuple[int, int, int] = typer.Option((48, 48, 48), help="Training patch Z Y X (model voxels)."),
@@ -52,11 +56,23 @@ def _train(
         None, "--init", help="Start from this model package's weights (a path, or 'default'): fine-tuning."
     ),
 ) -> None:
-    """Train a 3D network (BCD or semantic head) and write a model package to OUT/model."""
+    """Train a 3D network (BCD or semantic head) and write a model package to OUT/model.
+
+    With --architecture wnet3d and --image files without --labels, trains CellSeg3D's WNet3D
+    self-supervised on those images (soft N-cuts + reconstruction); its package is a semantic
+    model decoded by Voronoi-Otsu.
+    """
     from bigseg.errors import InputError
-    from bigseg.train import LabelledPair, TrainConfig, train
+    from bigseg.train import LabelledPair, TrainConfig, UnlabelledImage, train
 
     image, labels = list(image or []), list(labels or [])
+    self_supervised = architecture == "wnet3d"
+    head = head or ("semantic" if self_supervised else "bcd")
+    loss = loss or ("soft_ncuts" if self_supervised else "bcd" if head == "bcd" else "dice_ce")
+    images: tuple[UnlabelledImage, ...] = ()
+    if self_supervised and not labels:
+        images = tuple(UnlabelledImage(i, voxel_size=voxel_size, diameter_um=diameter) for i in image)
+        image, synthetic = [], False
     if len(image) != len(labels):
         raise InputError(f"give one --labels per --image; got {len(image)} images and {len(labels)} label files")
     try:
@@ -69,7 +85,7 @@ def _train(
         out=out, name=name, architecture=architecture, architecture_kwargs=kwargs, head=head,  # type: ignore[arg-type]
         loss=loss,  # type: ignore[arg-type]
         steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, seed=seed, synthetic=synthetic,
-        pairs=pairs, synthetic_fraction=synthetic_fraction, diameter_um=model_diameter,
+        pairs=pairs, images=images, synthetic_fraction=synthetic_fraction, diameter_um=model_diameter,
         augment=augment,  # type: ignore[arg-type]
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bigseg.config import SegmentConfig
-from bigseg.decode import DecodeParams
+from bigseg.decode import DECODERS, DecodeParams, Decoder, make_decoder
 from bigseg.diameter import DiameterEstimate, estimate_volume_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
@@ -24,7 +24,7 @@ from bigseg.predict import (
 )
 from bigseg.tiling import Grid, Halo
 
-__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "required_halo"]
+__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "plan_decoder", "required_halo"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class Plan:
     diameter_estimate: DiameterEstimate | None = None
     #: Voxels (per axis) within which an object depends on the image: halo plus one nucleus.
     reach: tuple[int, ...] = (0, 0, 0)
+    decoder: Decoder = Decoder()
+    stitch: str = "seeds"
 
 
 def check_output_location(input_url: str, output_url: str) -> None:
@@ -76,6 +78,26 @@ def decode_params(cfg: SegmentConfig, defaults: DecodeParams, diameter_um: float
         # Default: a tenth of a typical nucleus (a sphere of the typical diameter).
         overrides["min_volume_um3"] = 0.1 * math.pi / 6 * diameter_um**3
     return replace(defaults, **overrides)
+
+
+def plan_decoder(
+    cfg: SegmentConfig, default: str, diameter_um: float, voxel_size: tuple[float, float, float]
+) -> tuple[Decoder, str]:
+    """The run's decoder (the config's, else ``default``) and the stitch path it takes."""
+    name = cfg.decoder or default
+    decoder = make_decoder(
+        name, diameter_um=diameter_um, voxel_size=voxel_size, spot_sigma_um=cfg.spot_sigma_um,
+        outline_sigma_um=cfg.outline_sigma_um, min_touching_area=cfg.min_touching_area,
+        min_touching_fraction=cfg.min_touching_fraction,
+    )
+    paths = DECODERS[name]
+    stitch = cfg.stitch or paths[0]
+    if stitch not in paths:
+        raise InputError(
+            f"decoder {name!r} works on the {' or '.join(repr(p) for p in paths)} stitch path, not {stitch!r}: "
+            f"drop --stitch or pass --stitch {paths[0]}"
+        )
+    return decoder, stitch
 
 
 def _resolve_diameter(
@@ -136,12 +158,14 @@ def required_halo(spec: PredictorSpec) -> tuple[int, ...]:
     return tuple(int(h) for h in get_predictor(spec).halo)
 
 
-def _halo(cfg: SegmentConfig, spec: PredictorSpec, diameter_um: float, voxel_size: tuple[float, ...]) -> tuple[int, ...]:
-    """The user's halo, refused where smaller than :func:`required_halo`; by default also the flood's reach."""
+def _halo(
+    cfg: SegmentConfig, spec: PredictorSpec, diameter_um: float, voxel_size: tuple[float, ...], decoder: Decoder
+) -> tuple[int, ...]:
+    """The user's halo, refused where smaller than :func:`required_halo`; by default also the decoder's reach."""
     need = required_halo(spec)
     if cfg.halo is None:
         # Seeds flood at most about one diameter: the read ROI must hold every seed of a write-ROI voxel.
-        reach = tuple(math.ceil(diameter_um / v) + 1 for v in voxel_size)
+        reach = decoder.halo(tuple(math.ceil(diameter_um / v) + 1 for v in voxel_size))
         return tuple(max(a, b) for a, b in zip(reach, need))
     if any(h < n for h, n in zip(cfg.halo, need)):
         raise InputError(
@@ -165,6 +189,11 @@ def _given_predictor(
     return cfg, spec, estimate_normalization(volume), DecodeParams(), diameter
 
 
+def _default_decoder(spec: PredictorSpec) -> str:
+    """A model's card names its decoder; other predictors make BCD maps for NucMM's."""
+    return load_model_package(spec.model).card.decoder if isinstance(spec, ModelSpec) else "bcd"
+
+
 def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | None = None) -> Plan:
     """Choose the predictor, decode thresholds, halo and grid for ``volume``.
 
@@ -177,10 +206,11 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
         cfg, estimate, model_norm = _resolve_diameter(cfg, volume)
         spec, norm, defaults, diameter = _predictor(cfg, volume, model_norm)
     params = decode_params(cfg, defaults, diameter)
-    halo = _halo(cfg, spec, diameter, volume.voxel_size)
+    decoder, stitch = plan_decoder(cfg, _default_decoder(spec), diameter, volume.voxel_size)
+    halo = _halo(cfg, spec, diameter, volume.voxel_size, decoder)
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
     # Skipping a block is safe beyond the halo plus one nucleus from any tissue.
     reach = tuple(h + math.ceil(diameter / v) + 1 for h, v in zip(halo, volume.voxel_size))
-    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate, reach)
+    return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate, reach, decoder, stitch)

@@ -46,13 +46,14 @@ from bigseg.io import (
 from bigseg.measure import BlockStats, combine_stats
 from bigseg.pipeline._executor import BlockRunner, open_client
 from bigseg.pipeline._outputs import LABEL_NAME, create_outputs, create_tissue_labels, output_url, relative
-from bigseg.pipeline._plan import Plan, decode_overrides, make_plan
+from bigseg.pipeline._plan import Plan, decode_overrides, make_plan, plan_decoder
 from bigseg.pipeline._scratch import Scratch
 from bigseg.pipeline._table import clear_table
 from bigseg.pipeline._tasks import (
     RunContext,
     copy_task,
     flood_task,
+    histogram_task,
     local_decode_task,
     measure_task,
     iou_pairs_task,
@@ -63,11 +64,12 @@ from bigseg.pipeline._tasks import (
     resolve_task,
     seed_pairs_task,
     table_task,
+    voronoi_seeds_task,
 )
 from bigseg.pipeline._tissue import TissueMask, estimate_tissue
 from bigseg.predict import PredictorSpec
 from bigseg.stitch import MAX_LOCAL, merge_wide, owner_blocks, split_provisional
-from bigseg.decode import DecodeParams
+from bigseg.decode import HISTOGRAM_BINS, DecodeParams, otsu_from_histogram
 from bigseg.tiling import Block, Grid, Halo
 
 __all__ = ["SegmentResult", "decode", "segment"]
@@ -163,12 +165,13 @@ def segment(
     out_url = output_url(cfg, in_url, output)
     volume = open_volume(in_url, level=cfg.level, channel=cfg.channel, voxel_size=cfg.voxel_size)
     plan = make_plan(cfg, volume, predictor_spec)
+    cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
     logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
     nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
     tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
     image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url)
     scratch = Scratch(join_url(work, ".bigseg-work"), plan.grid)
-    scratch.create(slots=cfg.stitch == "iou")
+    scratch.create(slots=plan.stitch == "iou")
     ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
     if tissue is not None:
         ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels))
@@ -191,7 +194,7 @@ def _context(
     min_size = int(np.ceil(plan.params.min_volume_um3 / voxel)) if plan.params.min_volume_um3 > 0 else 0
     table_url = join_url(labels.url.rsplit("/", 1)[0], f"{labels.name}.parquet")
     return RunContext(grid, volume, plan.normalization, plan.predictor, plan.params, maps, image, labels, scratch,
-                      table_url=table_url, owner_reach=reach, min_size=min_size)
+                      table_url=table_url, owner_reach=reach, min_size=min_size, decoder=plan.decoder)
 
 
 class _runner:
@@ -305,11 +308,15 @@ def _run(
     blocks = _Blocks(grid, np.flatnonzero(active))
     runner.set_context(ctx)
     seeded = cfg.stitch == "seeds"
+    voronoi = ctx.decoder.name == "voronoi-otsu"
     if ctx.image is not None and predict and not active.all():
         _timed(timings, "copy", lambda: _fold(runner, "copy", copy_task, _Blocks(grid, np.flatnonzero(~active))))
     counts = _timed(timings, "predict" if predict else "seeds", lambda: _fold(
-        runner, "predict", predict_task, blocks, lambda b: (seeded,),
+        runner, "predict", predict_task, blocks, lambda b: (seeded and not voronoi,),
         resources={"GPU": 1} if cfg.gpu_resources and predict else None))
+    if voronoi:
+        ctx, plan = _voronoi_threshold(ctx, plan, runner, blocks, timings)
+        counts = _timed(timings, "seeds", lambda: _fold(runner, "seeds", voronoi_seeds_task, blocks))
     if not seeded:
         counts = _timed(timings, "decode", lambda: _fold(runner, "decode", local_decode_task, blocks))
     offsets = _number(cfg, ctx, runner, counts, timings)
@@ -366,6 +373,25 @@ def _by_owner(stats: BlockStats, offsets: np.ndarray) -> dict[int, BlockStats]:
             for r in np.unique(owner)}
 
 
+def _voronoi_threshold(
+    ctx: RunContext, plan: Plan, runner: BlockRunner, blocks: Sequence[Block], timings: dict[str, float]
+) -> tuple[RunContext, Plan]:
+    """Whole-volume Otsu threshold of the outline-blurred foreground, from every write ROI's histogram."""
+
+    def whole_volume_histogram() -> np.ndarray:
+        total = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        for _, counts in runner.imap("histogram", histogram_task, blocks):  # folded as they arrive
+            total += counts
+        return total
+
+    threshold = otsu_from_histogram(_timed(timings, "histogram", whole_volume_histogram))
+    logger.info("voronoi-otsu: whole-volume Otsu threshold %.4f", threshold)
+    decoder = replace(ctx.decoder, threshold=threshold)
+    ctx = replace(ctx, decoder=decoder)
+    runner.set_context(ctx)
+    return ctx, replace(plan, decoder=decoder)
+
+
 def _build_pyramids(ctx: RunContext, runner: BlockRunner) -> None:
     for level in range(1, ctx.labels.n_levels):
         items: list[tuple[str, int, Any]] = [("labels", level, r) for r in ctx.labels.pyramid_rois(level)]
@@ -391,6 +417,8 @@ def _finalize(
         "config": cfg.model_dump(mode="json"),
         "decode": {k: getattr(plan.params, k) for k in plan.params.__dataclass_fields__},
         "diameter_um": plan.diameter_um,
+        "decoder": plan.decoder.as_dict(),
+        "stitch": plan.stitch,
         **({"diameter_estimate": plan.diameter_estimate.as_dict()} if plan.diameter_estimate else {}),
         "grid": {"block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape)},
         "skipped_blocks": tissue.n_skipped if tissue is not None else 0,
@@ -445,9 +473,11 @@ def decode(
         volume = open_volume(source, level=used.get("level", 0), channel=used.get("channel"),
                              voxel_size=used.get("voxel_size"))
         image = replace(open_writer(join_url(out_url, "labels", LABEL_NAME)), url=out_url, is_labels=False)
+    decoder, stitch = plan_decoder(cfg, previous.get("decoder", {}).get("name", "bcd"), diameter, volume.voxel_size)
+    cfg = cfg.model_copy(update={"stitch": stitch})
     grid_attrs = previous.get("grid", {})
     grid = Grid(volume.shape, tuple(maps.chunk_shapes[0][-3:]), Halo.of(grid_attrs.get("halo", cfg.halo or 0)))
-    plan = Plan(grid, None, None, params, diameter)
+    plan = Plan(grid, None, None, params, diameter, decoder=decoder, stitch=stitch)
     labels = create_labels(image, label_name, dtype="uint32", overwrite=cfg.overwrite,
                            source=relative(source, join_url(out_url, "labels", label_name)) if source else None)
     scratch = Scratch(join_url(out_url, ".bigseg-work"), grid)

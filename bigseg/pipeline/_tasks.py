@@ -14,8 +14,20 @@ from typing import Any
 import fastremap
 import numpy as np
 
-from bigseg.decode import DecodeParams, flood_block, seed_mask, watershed_block
+from bigseg.decode import (
+    DecodeParams,
+    Decoder,
+    flood_block,
+    outline_histogram,
+    seed_mask,
+    smooth,
+    tascan_block,
+    voronoi_flood,
+    voronoi_seed_mask,
+    watershed_block,
+)
 from bigseg.io import ImageWriter, Volume, check_finite, copy_image_block, join_url
+from bigseg.maps import FOREGROUND
 from bigseg.measure import BlockStats, block_stats, combine_stats, object_table
 from bigseg.predict import Normalization, PredictorSpec, get_predictor
 from bigseg.stitch import (
@@ -40,6 +52,7 @@ __all__ = [
     "RunContext",
     "copy_task",
     "flood_task",
+    "histogram_task",
     "local_decode_task",
     "measure_task",
     "iou_pairs_task",
@@ -50,6 +63,7 @@ __all__ = [
     "resolve_task",
     "seed_pairs_task",
     "table_task",
+    "voronoi_seeds_task",
 ]
 
 
@@ -73,6 +87,7 @@ class RunContext:
     min_size: int = 0
     #: The tissue mask's label image (with empty-block skipping).
     tissue: ImageWriter | None = None
+    decoder: Decoder = Decoder()
 
 
 def _read_maps(ctx: RunContext, roi: Roi) -> np.ndarray:
@@ -107,6 +122,27 @@ def predict_task(ctx: RunContext, block: Block, with_seeds: bool) -> int:
     if not with_seeds:
         return 0
     local, n = label_seeds(seed_mask(maps, ctx.params))
+    ctx.scratch.write("seeds", block.write_roi, local)
+    return n
+
+
+def histogram_task(ctx: RunContext, block: Block) -> np.ndarray:
+    """Voronoi-Otsu, stage 2: histogram of the outline-blurred foreground of the write ROI (summed by the driver)."""
+    fg = _read_maps(ctx, block.read_roi)[FOREGROUND]
+    return outline_histogram(smooth(fg, ctx.decoder.outline_sigma)[block.write_in_read])
+
+
+def _threshold(ctx: RunContext) -> float:
+    assert ctx.decoder.threshold is not None  # set by the driver from the whole-volume histogram
+    return ctx.decoder.threshold
+
+
+def voronoi_seeds_task(ctx: RunContext, block: Block) -> int:
+    """Voronoi-Otsu, stage 3: local maxima of the spot blur inside the Otsu mask; label the write ROI's seeds."""
+    fg = _read_maps(ctx, block.read_roi)[FOREGROUND]
+    mask = smooth(fg, ctx.decoder.outline_sigma) > _threshold(ctx)
+    seeds = voronoi_seed_mask(smooth(fg, ctx.decoder.spot_sigma), mask)[block.write_in_read]
+    local, n = label_seeds(seeds)
     ctx.scratch.write("seeds", block.write_roi, local)
     return n
 
@@ -230,13 +266,21 @@ def flood_task(ctx: RunContext, block: Block, counts: np.ndarray, offsets: np.nd
     maps = _read_maps(ctx, block.read_roi)
     touching = [b.linear for b in ctx.grid.blocks_touching(block.read_roi)]
     markers = _global_markers(ctx, block, _numbering(ctx, touching, counts, offsets))
-    labels = flood_block(maps, markers, ctx.params)
+    if ctx.decoder.name == "voronoi-otsu":
+        labels = voronoi_flood(smooth(maps[FOREGROUND], ctx.decoder.outline_sigma), markers, _threshold(ctx))
+    else:
+        labels = flood_block(maps, markers, ctx.params)
     return _finish_write_roi(ctx, block, labels[block.write_in_read], offsets)
 
 
 def local_decode_task(ctx: RunContext, block: Block) -> int:
     """Stage 2 (iou): decode the whole read ROI alone; keep it in the block's slot."""
-    labels = watershed_block(_read_maps(ctx, block.read_roi), ctx.params)
+    maps = _read_maps(ctx, block.read_roi)
+    if ctx.decoder.name == "tascan":
+        labels = tascan_block(maps, mask_foreground=ctx.params.mask_foreground, seed_contour=ctx.params.seed_contour,
+                              params=ctx.decoder.tascan, anisotropy=ctx.labels.voxel_size)
+    else:
+        labels = watershed_block(maps, ctx.params)
     ctx.scratch.write_slot(block, labels)
     return int(labels.max(initial=0))
 

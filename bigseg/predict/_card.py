@@ -24,7 +24,7 @@ CARD_FILE = "card.json"
 
 _Strict = ConfigDict(extra="forbid", frozen=True)
 
-Architecture = Literal["basic_unet", "unet", "segresnet", "swin_unetr"]
+Architecture = Literal["basic_unet", "unet", "segresnet", "swin_unetr", "wnet3d", "cellsegnet"]
 Head = Literal["bcd", "semantic"]
 
 # The DecodeParams fields a card stores (the size filter follows each run's diameter instead).
@@ -93,6 +93,9 @@ class ModelCard(BaseModel):
     halo: tuple[int, int, int] = (16, 16, 16)
     targets: TargetSpec = Field(default_factory=TargetSpec)
     decoding: DecodeParams = Field(default_factory=DecodeParams)
+    decoder: Literal["bcd", "voronoi-otsu", "tascan"] = Field(
+        default="bcd", description="Decoder used unless the run names another (`bigseg.decode.DECODERS`)."
+    )
     provenance: Provenance = Field(default_factory=Provenance)
 
     @field_validator("architecture_kwargs")

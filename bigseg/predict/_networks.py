@@ -10,6 +10,10 @@ bcd        3   sigmoid (foreground), sigmoid (contour), tanh (distance)
 semantic   1   sigmoid (foreground)
 =========  ==  =====================================================
 
+``wnet3d`` (CellSeg3D's self-supervised W-Net, :class:`~bigseg.predict._wnet.WNet3D`)
+has the semantic head only: its forward pass returns the foreground class's
+logit. ``cellsegnet`` is 3DCellSeg's light-weight network.
+
 Training works on logits (numerically stable losses); inference applies
 :func:`activate`.
 """
@@ -70,6 +74,20 @@ def _swin_unetr(out: int, kw: dict[str, Any]) -> nn.Module:
     return SwinUNETR(spatial_dims=3, in_channels=1, out_channels=out, **kw)
 
 
+def _wnet3d(out: int, kw: dict[str, Any]) -> nn.Module:
+    from bigseg.predict._wnet import WNet3D
+
+    if out != 1:
+        raise ValueError("wnet3d has a semantic (foreground) head only: pass head 'semantic'")
+    return WNet3D(**kw)
+
+
+def _cellsegnet(out: int, kw: dict[str, Any]) -> nn.Module:
+    from bigseg.predict._cellsegnet import CellSegNet
+
+    return CellSegNet(out, **kw)
+
+
 def _unet_divisor(kw: dict[str, Any]) -> int:
     d = 1
     for s in kw.get("strides", ()):
@@ -89,6 +107,13 @@ ARCHITECTURES: dict[str, _ArchInfo] = {
         {"init_filters": 8, "blocks_down": (1, 2, 2, 4), "blocks_up": (1, 1, 1)},
         lambda kw: 2 ** (len(kw.get("blocks_down", (1, 2, 2, 4))) - 1),
     ),
+    "wnet3d": _ArchInfo(
+        _wnet3d,
+        {"num_classes": 2, "foreground_class": 1, "channels": (8, 16, 32), "strides": (2, 2), "num_res_units": 1,
+         "dropout": 0.0},
+        _unet_divisor,
+    ),
+    "cellsegnet": _ArchInfo(_cellsegnet, {"features": 8}, lambda kw: 8),
     "swin_unetr": _ArchInfo(_swin_unetr, {"feature_size": 12, "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24)}, lambda kw: 32),
 }
 
@@ -119,8 +144,8 @@ def build_network(architecture: str, head: str, kwargs: dict[str, Any] | None = 
 
     Parameters
     ----------
-    architecture : {"basic_unet", "unet", "segresnet", "swin_unetr"}
-        MONAI architecture.
+    architecture : {"basic_unet", "unet", "segresnet", "swin_unetr", "wnet3d", "cellsegnet"}
+        MONAI architecture, or WNet3D / 3DCellSegNet.
     head : {"bcd", "semantic"}
         Output head (3 or 1 channels of logits).
     kwargs : dict, optional

@@ -1,7 +1,7 @@
 """Training: targets from labels, synthetic and file data, losses, the loop (``bigseg train``)."""
 
 from bigseg.train._augment import Augmenter
-from bigseg.train._config import LabelledPair, TrainConfig
+from bigseg.train._config import LabelledPair, TrainConfig, UnlabelledImage
 from bigseg.train._data import LabelledVolume, SyntheticPool, VolumeSource
 from bigseg.train._decoding import (
     DEFAULT_GRID,
@@ -11,7 +11,9 @@ from bigseg.train._decoding import (
     selection_volumes,
 )
 from bigseg.train._loop import TrainResult, train
-from bigseg.train._losses import LOSSES, make_loss
+from bigseg.train._losses import LOSSES, dice_3dcellseg, make_loss
+from bigseg.train._ncuts import soft_ncuts
+from bigseg.train._wnet import ArraySource, choose_foreground, train_wnet
 from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
 from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
 from bigseg.train._validate import decode_bcd, score
@@ -21,6 +23,7 @@ __all__ = [
     "DISTANCE_ALPHA",
     "DISTANCE_BETA",
     "LOSSES",
+    "ArraySource",
     "Augmenter",
     "DecodingChoice",
     "LabelledPair",
@@ -30,13 +33,18 @@ __all__ = [
     "SyntheticPool",
     "TrainConfig",
     "TrainResult",
+    "UnlabelledImage",
     "VolumeSource",
     "bcd_targets",
     "choose_decoding",
+    "choose_foreground",
     "decode_bcd",
+    "dice_3dcellseg",
     "make_loss",
     "random_nuclei",
     "score",
     "selection_volumes",
+    "soft_ncuts",
     "train",
+    "train_wnet",
 ]

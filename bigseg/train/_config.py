@@ -12,7 +12,7 @@ from bigseg.predict import ARCHITECTURES, HEADS, Architecture, Head, patch_divis
 from bigseg.train._augment import AugmentLevel
 from bigseg.train._losses import LOSSES, LossName
 
-__all__ = ["LabelledPair", "TrainConfig"]
+__all__ = ["LabelledPair", "TrainConfig", "UnlabelledImage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,18 @@ class LabelledPair:
     labels: str
     voxel_size: tuple[float, float, float] | None = None
     diameter_um: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnlabelledImage:
+    """An image file for self-supervised training (WNet3D); fields as in :class:`LabelledPair`."""
+
+    image: str
+    voxel_size: tuple[float, float, float] | None = None
+    diameter_um: float | None = None
+
+
+SELF_SUPERVISED = {"wnet3d": "soft_ncuts"}  # architecture → the loss it is trained with (no labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     synthetic: bool = True
     pairs: tuple[LabelledPair, ...] = ()
+    images: tuple[UnlabelledImage, ...] = ()
     synthetic_fraction: float = 1.0
     preset_fraction: float = 0.0
     augment: AugmentLevel = "light"
@@ -83,7 +96,14 @@ class TrainConfig:
             raise InputError(f"unknown architecture {self.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
         if self.head not in HEADS:
             raise InputError(f"unknown head {self.head!r}; choose one of {sorted(HEADS)}")
-        if self.loss not in LOSSES or LOSSES[self.loss] != self.head:
+        if self.architecture in SELF_SUPERVISED:
+            self._check_self_supervised()
+        elif self.images:
+            raise InputError(
+                f"images without labels train only a self-supervised architecture ({sorted(SELF_SUPERVISED)}); "
+                f"give --labels for each --image to train {self.architecture!r}"
+            )
+        elif self.loss not in LOSSES or LOSSES[self.loss] != self.head:
             fits = sorted(k for k, v in LOSSES.items() if v == self.head)
             raise InputError(f"loss {self.loss!r} does not fit the {self.head!r} head; use one of {fits} (CLI: --loss)")
         for name in ("steps", "batch_size", "val_every", "val_volumes", "checkpoint_every", "log_every", "threads",
@@ -102,13 +122,25 @@ class TrainConfig:
                 )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"`lr` must be > 0, got {self.lr}")
-        if not self.synthetic and not self.pairs:
+        if not self.synthetic and not self.pairs and not self.images:
             raise InputError("no training data: pass labelled pairs (CLI: --image/--labels) or use --synthetic")
         for name in ("synthetic_fraction", "preset_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"`{name}` must be in [0, 1], got {getattr(self, name)}")
         if self.augment not in ("none", "light", "full"):
             raise InputError(f"`augment` must be 'none', 'light' or 'full', got {self.augment!r} (CLI: --augment)")
+
+    def _check_self_supervised(self) -> None:
+        if self.head != "semantic" or self.loss != SELF_SUPERVISED[self.architecture]:
+            raise InputError(
+                f"{self.architecture!r} is a semantic model trained with {SELF_SUPERVISED[self.architecture]!r}; "
+                f"got head {self.head!r} and loss {self.loss!r} (leave --head and --loss out)"
+            )
+        if self.pairs or not self.images:
+            raise InputError(
+                f"{self.architecture!r} trains without labels on your own images: pass --image (no --labels); "
+                f"got {len(self.images)} images and {len(self.pairs)} labelled pairs"
+            )
 
     @property
     def out_dir(self) -> Path:
@@ -123,6 +155,7 @@ class TrainConfig:
         if "voxel_size_um" in d:  # checkpoints written before the one spelling `voxel_size`
             d["voxel_size"] = d.pop("voxel_size_um")
         d["pairs"] = tuple(LabelledPair(**p) if isinstance(p, dict) else p for p in d.get("pairs", ()))
+        d["images"] = tuple(UnlabelledImage(**p) if isinstance(p, dict) else p for p in d.get("images", ()))
         for key in ("patch_size", "voxel_size", "pool_volume", "infer_patch_size", "halo", "val_shape"):
             if key in d:
                 d[key] = tuple(d[key])

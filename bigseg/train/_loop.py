@@ -200,6 +200,11 @@ def train(
     -------
     TrainResult
     """
+    if cfg.architecture == "wnet3d":  # self-supervised: its own loop, no labels
+        from bigseg.train._wnet import train_wnet
+
+        train_wnet(cfg, on_log=on_log)
+        return TrainResult(package=cfg.out_dir / "model", steps=cfg.steps, metrics={})
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n")

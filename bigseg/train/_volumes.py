@@ -20,7 +20,7 @@ import numpy as np
 
 from bigseg.errors import InputError, VolumeNotFoundError
 from bigseg.predict import Normalization, ScaleMap, estimate_normalization
-from bigseg.train._config import LabelledPair
+from bigseg.train._config import LabelledPair, UnlabelledImage
 
 if TYPE_CHECKING:
     from bigseg.io import Volume
@@ -69,13 +69,13 @@ class LazyLabelledVolume:
     """
 
     image: Volume
-    labels: Volume
+    labels: Volume | None
     normalization: Normalization
     scale: ScaleMap
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.image.shape != self.labels.shape:
+        if self.labels is not None and self.image.shape != self.labels.shape:
             raise InputError(
                 f"image {self.name!r} (shape {self.image.shape}) and its labels (shape {self.labels.shape}) "
                 "must be 3D volumes of the same shape"
@@ -101,13 +101,13 @@ class LazyLabelledVolume:
         small = self.scale.to_model(self.normalization.apply(self.image.read(roi)), offset=roi.offset)
         k0, _ = self.scale.model_range(roi.offset, roi.shape)
         inner = tuple(slice(a - k, b - k) for a, b, k in zip(start, stop, k0))
-        labels = _nearest_labels(np.asarray(self.labels.read(roi)), self.scale, start, tuple(stop), roi.offset,
-                          self.image.shape)
-        image = np.zeros(shape, np.float32)
         out_labels = np.zeros(shape, np.uint32)
         got = tuple(slice(0, b - a) for a, b in zip(start, stop))
+        if self.labels is not None:  # None: an unlabelled image (self-supervised training)
+            out_labels[got] = _nearest_labels(np.asarray(self.labels.read(roi)), self.scale, start, tuple(stop),
+                                              roi.offset, self.image.shape)
+        image = np.zeros(shape, np.float32)
         image[got] = small[inner]
-        out_labels[got] = labels
         return image, out_labels
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -150,4 +150,29 @@ def load_pair(
     vol = LazyLabelledVolume(image, labels, norm, scale, name=pair.image)
     logger.info("training pair %s: %s -> %s model voxels, read patch by patch", pair.image, image.shape,
                 vol.model_shape)
+    return vol
+
+
+def load_image(
+    item: UnlabelledImage,
+    *,
+    model_voxel_size: tuple[float, float, float],
+    model_diameter: float,
+    percentiles: tuple[float, float] = (1.0, 99.8),
+) -> LazyLabelledVolume:
+    """Open one unlabelled image for patch reads at the model's scale (labels are all zero)."""
+    from bigseg.io import open_volume
+
+    if "://" not in item.image and not Path(item.image).exists():
+        raise VolumeNotFoundError(f"{item.image!r} does not exist; pass an existing TIFF or zarr path")
+    voxel_size = item.voxel_size
+    if voxel_size is None and Path(item.image).suffix.lower() in (".tif", ".tiff"):
+        voxel_size = _meta_voxel_size(Path(item.image))
+    image = open_volume(item.image, voxel_size=voxel_size)
+    norm = estimate_normalization(image, percentiles=percentiles)
+    vs = tuple(float(v) for v in image.voxel_size)
+    scale = ScaleMap.between(vs, model_voxel_size, data_diameter=item.diameter_um,  # type: ignore[arg-type]
+                             model_diameter=model_diameter)
+    vol = LazyLabelledVolume(image, None, norm, scale, name=item.image)
+    logger.info("training image %s: %s -> %s model voxels (no labels)", item.image, image.shape, vol.model_shape)
     return vol

@@ -48,3 +48,22 @@ def test_labels_only_then_decode_and_into_input_without_out(tmp_path):
     assert res.exit_code == 2 and "give an output" in res.output
     res = runner.invoke(app, ["segment", str(src), "--output-mode", "into-input", *common])
     assert res.exit_code == 0 and (src / "labels" / "nuclei").is_dir(), res.output
+
+
+def test_decoders_by_name_and_an_unknown_one(tmp_path):
+    """`bigseg segment --decoder` and `bigseg decode --decoder` re-decode the same maps; a wrong name lists the choices."""
+    image, _ = balls_volume((32, 64, 64), np.array([(16, 16, 16), (16, 48, 48)]), 6.0)
+    src, out = tmp_path / "in.zarr", tmp_path / "out.zarr"
+    write_image(src, image)
+    args = ["segment", str(src), str(out), "--predictor", "classical", "--diameter", "12", "--scheduler", "sync",
+            "--block-shape", "32", "32", "32", "--save-maps", "--no-progress", "--decoder", "voronoi-otsu"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "found 2 nuclei" in res.output
+    res = runner.invoke(app, ["decode", str(out), "--name", "tascan", "--decoder", "tascan", "--scheduler", "sync",
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "found 2 nuclei" in res.output
+    res = runner.invoke(app, [*args[:-1], "watershed", "--overwrite"])
+    assert res.exit_code == 2
+    assert "'bcd', 'voronoi-otsu' or 'tascan'" in res.output and "'watershed'" in res.output

@@ -20,7 +20,10 @@ TINY = {
     "unet": {"channels": (4, 8, 16), "strides": (2, 2)},
     "segresnet": {"init_filters": 8, "blocks_down": (1, 1, 1), "blocks_up": (1, 1)},
     "swin_unetr": {"feature_size": 12, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 1, 1)},
+    "wnet3d": {"channels": (4, 8), "strides": (2,)},
+    "cellsegnet": {"features": 4},
 }
+SEMANTIC_ONLY = {"wnet3d"}
 
 
 def test_registry_covers_the_tiny_variants() -> None:
@@ -30,6 +33,10 @@ def test_registry_covers_the_tiny_variants() -> None:
 @pytest.mark.parametrize("head", sorted(HEADS))
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_forward_shapes(architecture: str, head: str) -> None:
+    if architecture in SEMANTIC_ONLY and head != "semantic":
+        with pytest.raises(ModelPackageError, match=f"{architecture} has a semantic .* head only"):
+            build_network(architecture, head, TINY[architecture])
+        return
     torch.manual_seed(0)
     net = build_network(architecture, head, TINY[architecture]).eval()
     div = patch_divisor(architecture, TINY[architecture])
@@ -71,3 +78,16 @@ def test_patch_divisor_follows_strides() -> None:
     assert patch_divisor("unet", {"channels": (4, 8), "strides": (2,)}) == 2
     assert patch_divisor("basic_unet") == 16
     assert patch_divisor("swin_unetr") == 32
+
+
+def test_wnet3d_forward_is_the_foreground_logit_of_its_encoder() -> None:
+    """sigmoid(forward) equals the encoder's softmax probability of the foreground class."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 8, 8, 8)
+    for fg in (0, 1, 2):
+        net = build_network("wnet3d", "semantic", {**TINY["wnet3d"], "num_classes": 3, "foreground_class": fg}).eval()
+        with torch.no_grad():
+            expected = torch.softmax(net.classes(x), dim=1)[:, fg : fg + 1]
+            torch.testing.assert_close(torch.sigmoid(net(x)), expected, rtol=1e-5, atol=1e-6)
+            prob, recon = net.reconstruct(x)
+        assert prob.shape == (1, 3, 8, 8, 8) and recon.shape == x.shape

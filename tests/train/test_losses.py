@@ -12,6 +12,7 @@ from bigseg.train import (
     LOSSES,
     RandomNucleiConfig,
     bcd_targets,
+    dice_3dcellseg,
     make_loss,
     random_nuclei,
 )
@@ -61,3 +62,33 @@ def test_loss_falls_within_a_few_steps(head: str, loss_name: str) -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert np.mean(losses[-3:]) < 0.75 * losses[0], losses
+
+
+def test_3dcellseg_dice_matches_hand_computed_values() -> None:
+    # p = (0.9, 0.1), t = (1, 0), w = (2, 1), α = 0.1, smooth 1:
+    # q = p/(p+α) = (0.9, 0.5); 2Σwqt = 2·2·0.9 = 3.6; Σwq² = 2·0.81 + 0.25 = 1.87; Σwt² = 2
+    # loss = 1 - (3.6 + 1) / (1.87 + 2 + 1) = 1 - 4.6/4.87
+    p, t, w = torch.tensor([0.9, 0.1]), torch.tensor([1.0, 0.0]), torch.tensor([2.0, 1.0])
+    assert float(dice_3dcellseg(p, t, w)) == pytest.approx(1 - 4.6 / 4.87, rel=1e-6)
+    # Never below 0, whatever the weights (q ≤ 1/(1+α) < 1 keeps it above).
+    assert float(dice_3dcellseg(torch.ones(3), torch.ones(3), torch.tensor([9.0, 1.0, 1.0]))) >= 0
+    # Unit weights and α → 0 give the plain (squared-denominator) Dice loss: perfect → 0 up to smoothing.
+    one = torch.ones(4)
+    assert float(dice_3dcellseg(one, one, one, alpha=1e-9, smooth=0.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_3dcellseg_loss_sums_foreground_and_background_dice_with_boundary_weights() -> None:
+    # One foreground voxel on a contour (weight 5) and one background voxel; logits 0 → p = 0.5.
+    target = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0]).reshape(1, 3, 2, 1, 1)  # fg (1, 0), contour (1, 0)
+    logits = torch.zeros(1, 1, 2, 1, 1)
+    loss, parts = make_loss("3dcellseg", "semantic")(logits, target)
+    q = 0.5 / 0.6
+    fg = 1 - (2 * 5 * q + 1) / (6 * q * q + 5 + 1)  # foreground class: t = (1, 0), w = (5, 1)
+    bg = 1 - (2 * 1 * q + 1) / (6 * q * q + 1 + 1)  # background class: t = (0, 1)
+    assert float(loss) == pytest.approx(fg + bg, rel=1e-6)
+    assert parts["loss_dice_foreground"] == pytest.approx(fg, rel=1e-6)
+
+
+def test_old_loss_name_says_it_was_renamed() -> None:
+    with pytest.raises(InputError, match=r"loss 'cellseg3d' is now called '3dcellseg'"):
+        make_loss("cellseg3d", "semantic")
