@@ -23,6 +23,7 @@ def reference(balls):
     norm = estimate_normalization(volume)
     spec = ClassicalSpec((1.0, 1.0, 1.0), DIAMETER, threshold=norm.threshold)
     fg = spec.build().predict(norm.apply(image))[0]
+    fg = fg.astype(np.float16).astype(np.float32)  # as the pipeline stores maps (maps_dtype float16)
     spot, outline = voronoi_sigmas(DIAMETER, (1.0, 1.0, 1.0))
     return voronoi_otsu(fg, spot, outline)
 
