@@ -257,7 +257,9 @@ class ModelPredictor:
             Global box inside the block whose maps are wanted; the whole block
             by default. Resampling and patches sit on grids fixed to the
             volume, so a write ROI at least :attr:`halo` from every cut that is
-            not the volume's edge gets exactly the whole volume's maps.
+            not the volume's edge gets exactly the whole volume's maps. Without
+            it, an image that fits in one patch (on the model's grid) runs as
+            that one patch: a whole small volume, not a block.
 
         Returns
         -------
@@ -277,6 +279,15 @@ class ModelPredictor:
             raise InputError(f"`write_roi` {roi} must be a non-empty box inside the block {block}")
         small = self.scale.to_model(np.asarray(image, dtype=np.float32), offset)
         k_img, _ = self.scale.model_range(offset, image.shape)
+        fitted = tuple(-(-n // self.divisor) * self.divisor for n in small.shape)
+        if write_roi is None and all(f <= p for f, p in zip(fitted, self.patch_size)):
+            # A whole image that fits in one patch is one patch (no blocking to be independent of):
+            # small volumes (training, decoding selection, diameter crops) cost one patch, not up to 8.
+            one = PatchGrid(fitted, fitted, (0, 0, 0), "tile")  # type: ignore[arg-type]
+            with self._device_slot():
+                maps = predict_on_grid(small, self._run, one, origin=(0, 0, 0), lo=(0, 0, 0), hi=small.shape,
+                                       batch_size=1)
+            return self._finish(maps, offset, image.shape, k_img)
         if self.scale.is_identity:
             lo, hi = roi.offset, roi.end
         else:
@@ -285,10 +296,16 @@ class ModelPredictor:
         hi = tuple(min(b, k + n) for b, k, n in zip(hi, k_img, small.shape))
         with self._device_slot():
             maps = self.predict_model_grid(small, origin=k_img, lo=lo, hi=hi)
+        return self._finish(maps, roi.offset, roi.shape, lo)
+
+    def _finish(
+        self, maps: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], k0: tuple[int, ...]
+    ) -> np.ndarray:
+        """Head conversion, resampling of model voxels from ``k0`` onto the data box, clipping."""
         if self.card.head == "semantic":
             # The distance comes from an EDT of this box's mask: not blocking-invariant (docs/stitching.md).
             maps = semantic_to_bcd(maps[0], self.card.targets.distance_alpha)
-        out = maps if self.scale.is_identity else self.scale.to_data(maps, roi.offset, roi.shape, k0=lo)
+        out = maps if self.scale.is_identity else self.scale.to_data(maps, offset, shape, k0=k0)
         np.clip(out[:2], 0.0, 1.0, out=out[:2])
         np.clip(out[2], -1.0, 1.0, out=out[2])
         return np.ascontiguousarray(out, dtype=np.float32)
