@@ -30,7 +30,9 @@ def test_predict_sleeps_and_records_the_device():
     expected = spec.build().device_seconds(image.shape)
     assert elapsed >= expected
     (start, end), = device_intervals("simulated")
-    assert end - start == pytest.approx(expected, abs=0.05)
+    # the recorded device interval is the sleep: at least the asked time, inside the call (no upper
+    # bound in seconds: a loaded machine oversleeps)
+    assert expected <= end - start <= elapsed
     assert maps.shape == (3, *image.shape) and maps.dtype == np.float32
     np.testing.assert_array_equal(maps[0], image)
     np.testing.assert_array_equal(maps[2], 2 * image - 1)
