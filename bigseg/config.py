@@ -137,6 +137,13 @@ class SegmentConfig(BaseModel):
     memory_limit: str = "auto"
     window: int | None = Field(None, ge=1, description="Most block tasks in flight (default 2 per worker thread).")
     gpu_resources: bool = Field(False, description="Ask for resources={'GPU': 1} for inference tasks.")
+    block_timeout: float | None = Field(
+        None, gt=0, description="Seconds one block task may run before it counts as failed (default: no limit)."
+    )
+    retries: int = Field(1, ge=0, description="Times a failed block task is tried again before the run stops.")
+    lock_stale_s: float = Field(
+        120.0, gt=0, description="A run's output lock is taken over when its heartbeat is older than this (seconds)."
+    )
 
     @field_validator("block_shape", "halo")
     @classmethod

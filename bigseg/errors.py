@@ -11,10 +11,13 @@ from __future__ import annotations
 __all__ = [
     "BigsegError",
     "BlockFailedError",
+    "BlockTimeoutError",
     "InputError",
     "MissingVoxelSizeError",
     "ModelPackageError",
     "OutputExistsError",
+    "OutputLockedError",
+    "OutputMismatchError",
     "VolumeNotFoundError",
 ]
 
@@ -39,9 +42,21 @@ class OutputExistsError(BigsegError, FileExistsError):
     """The output exists and ``overwrite`` was not asked for."""
 
 
+class OutputMismatchError(OutputExistsError):
+    """The output holds (part of) a run of another input or configuration."""
+
+
+class OutputLockedError(BigsegError, RuntimeError):
+    """Another run holds the output's lock."""
+
+
 class ModelPackageError(BigsegError, ValueError):
     """A model package (weights + card) is missing parts or is inconsistent."""
 
 
 class BlockFailedError(BigsegError, RuntimeError):
     """A block task failed; the run is not complete and says so."""
+
+
+class BlockTimeoutError(BigsegError, TimeoutError):
+    """A block task ran longer than the per-block timeout."""

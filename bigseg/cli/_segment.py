@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import typer
 
+from bigseg.errors import InputError
 
 __all__ = ["register"]
 
@@ -50,6 +52,19 @@ def _report(bar: _Progress, run: Callable[[], Any]) -> None:
     finally:
         bar.close()
     typer.echo(result.summary())
+
+
+def parse_storage_options(text: str | None) -> dict[str, Any] | None:
+    """The ``--storage-options`` JSON object, or None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"--storage-options must be a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"--storage-options must be a JSON object such as '{{\"anon\": true}}', got {text!r}")
+    return value
 
 
 def _announce(link: str | None) -> None:
@@ -104,10 +119,27 @@ def segment_command(
     ngff_version: Optional[str] = typer.Option(None, "--ngff-version", help="'0.5' (zarr v3) or '0.4' (zarr v2)."),
     scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address (tcp://host:8786)."),
     n_workers: Optional[int] = typer.Option(None, "--n-workers", help="Workers of the embedded local cluster."),
-    overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace an existing output."),
+    overwrite: Optional[bool] = typer.Option(
+        None, "--overwrite/--no-overwrite",
+        help="Delete an existing output and start again (without it, the same command continues an unfinished "
+        "output and does nothing on a complete one).",
+    ),
+    block_timeout: Optional[float] = typer.Option(
+        None, "--block-timeout", metavar="SECONDS", help="A block task running longer than this counts as failed."
+    ),
+    retries: Optional[int] = typer.Option(None, "--retries", help="Tries again per failed block (default 1)."),
+    storage_options: Optional[str] = typer.Option(
+        None, "--storage-options", metavar="JSON",
+        help='fsspec options for s3:// and other URLs, e.g. \'{"client_kwargs": {"endpoint_url": "http://..."}}\'; '
+        "never written into the output.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Segment every nucleus of a 3D image into OUT (OME-Zarr labels + Parquet table)."""
+    """Segment every nucleus of a 3D image into OUT (OME-Zarr labels + Parquet table).
+
+    Re-running the same command continues an unfinished OUT block by block and exits 0 at once on a
+    complete one, so it is safe to run from cron, scrontab or a Kubernetes CronJob.
+    """
     from bigseg.config import load_config
     from bigseg.pipeline import segment
 
@@ -121,8 +153,12 @@ def segment_command(
             decoder=decoder, spot_sigma_um=spot_sigma, outline_sigma_um=outline_sigma,
             min_touching_area=min_touching_area, min_touching_fraction=min_touching_fraction,
             ngff_version=ngff_version, scheduler=scheduler, n_workers=n_workers, overwrite=overwrite,
+            block_timeout=block_timeout, retries=retries,
         )
-        return segment(input, output, config=cfg, progress=bar, on_cluster=_announce)
+        return segment(
+            input, output, config=cfg, progress=bar, on_cluster=_announce,
+            storage_options=parse_storage_options(storage_options),
+        )
 
     _report(bar, run)
 
@@ -148,9 +184,16 @@ def decode_command(
     ),
     scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address."),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace OUT/labels/NAME."),
+    block_timeout: Optional[float] = typer.Option(
+        None, "--block-timeout", metavar="SECONDS", help="A block task running longer than this counts as failed."
+    ),
+    retries: Optional[int] = typer.Option(None, "--retries", help="Tries again per failed block (default 1)."),
+    storage_options: Optional[str] = typer.Option(
+        None, "--storage-options", metavar="JSON", help="fsspec options for OUT's URL; never written into the output."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Re-decode saved BCD maps with other thresholds or another decoder (no inference)."""
+    """Re-decode saved BCD maps with other thresholds or another decoder (no inference); the same command resumes."""
     from bigseg.config import load_config
     from bigseg.pipeline import decode
 
@@ -162,9 +205,12 @@ def decode_command(
             mask_foreground=mask_foreground, min_volume_um3=min_volume, stitch=stitch, scheduler=scheduler,
             decoder=decoder, spot_sigma_um=spot_sigma, outline_sigma_um=outline_sigma,
             min_touching_area=min_touching_area, min_touching_fraction=min_touching_fraction,
-            overwrite=overwrite,
+            overwrite=overwrite, block_timeout=block_timeout, retries=retries,
         )
-        return decode(output, label_name=name, config=cfg, progress=bar, on_cluster=_announce)
+        return decode(
+            output, label_name=name, config=cfg, progress=bar, on_cluster=_announce,
+            storage_options=parse_storage_options(storage_options),
+        )
 
     _report(bar, run)
 

@@ -13,6 +13,7 @@ Layout of an image with ``n_levels=2`` and one label image::
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -87,8 +88,8 @@ def _parse_chunks(chunk_shape: Any, shard_shape: Any) -> tuple[tuple[int, ...], 
     return chunk, shard
 
 
-def _prepare_path(url: str, storage_options: Mapping[str, Any] | None, overwrite: bool) -> None:
-    if not path_exists(url, storage_options) or is_empty_dir(url, storage_options):
+def _prepare_path(url: str, storage_options: Mapping[str, Any] | None, overwrite: bool, keep: Sequence[str]) -> None:
+    if not path_exists(url, storage_options) or is_empty_dir(url, storage_options, ignore=keep):
         return
     if not overwrite:
         raise OutputExistsError(
@@ -97,12 +98,19 @@ def _prepare_path(url: str, storage_options: Mapping[str, Any] | None, overwrite
     remove_tree(url, storage_options)
 
 
-def _create_arrays(writer: ImageWriter, attrs: dict[str, Any]) -> None:
+def _create_arrays(writer: ImageWriter, attrs: dict[str, Any], keep: Sequence[str] = ()) -> None:
     fmt = 3 if writer.ngff_version == "0.5" else 2
     store = make_store(writer.url, writer.storage_options, read_only=False)
     import zarr
 
-    group = zarr.open_group(store, mode="w", zarr_format=fmt, attributes=attrs)  # type: ignore[arg-type]
+    if keep:
+        # mode "w" would delete every key under the group, the kept ones (a run's lock) too.
+        # A new group gets ``attrs`` in its first metadata write (never a bigseg group without them).
+        # Copies: zarr keeps the dict it is given, and ``put`` clears the group's dict before filling it.
+        group = zarr.open_group(store, mode="a", zarr_format=fmt, attributes=copy.deepcopy(attrs))  # type: ignore[arg-type]
+        group.attrs.put(copy.deepcopy(attrs))
+    else:
+        group = zarr.open_group(store, mode="w", zarr_format=fmt, attributes=attrs)  # type: ignore[arg-type]
     dims = (("c",) if writer.has_channel else ()) + ("z", "y", "x")
     for level, path in enumerate(writer.paths):
         kwargs: dict[str, Any] = {
@@ -118,7 +126,7 @@ def _create_arrays(writer: ImageWriter, attrs: dict[str, Any]) -> None:
                 compressors=numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE),
                 chunk_key_encoding={"name": "v2", "separator": "/"},
             )
-        group.create_array(path, **kwargs)
+        group.create_array(path, overwrite=True, **kwargs)
     forget_handles(writer.url)
 
 
@@ -194,6 +202,9 @@ def create_image(
     overwrite: bool = False,
     name: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    keep: Sequence[str] = (),
+    reopen: bool = False,
 ) -> ImageWriter:
     """Create an empty OME-Zarr image and return its writer.
 
@@ -225,6 +236,14 @@ def create_image(
         Name in the multiscales metadata (default: the folder name).
     storage_options : dict, optional
         Passed to fsspec.
+    attrs : dict, optional
+        More ``bigseg`` attributes written at creation and kept by ``finalize``
+        (a run's fingerprint).
+    keep : sequence of str
+        Names at the root of ``url`` that may exist and are left alone (a run's lock).
+    reopen : bool
+        Return the writer of an image an earlier call with the same arguments
+        created, without touching storage (a resumed run).
 
     Raises
     ------
@@ -240,8 +259,10 @@ def create_image(
     )
     url = writer.url
     chunk, shard = writer.chunk_shapes[0][-3:], writer.shard_shapes[0]
-    _prepare_path(url, storage_options, overwrite)
-    _create_arrays(writer, {"bigseg": {"complete": False}})
+    if reopen:
+        return writer
+    _prepare_path(url, storage_options, overwrite, keep)
+    _create_arrays(writer, {"bigseg": {**dict(attrs or {}), "complete": False}}, keep)
     log.info("created %s: levels %s, chunks %s, shards %s", url, writer.level_shapes, chunk, shard)
     return writer
 
@@ -255,6 +276,8 @@ def create_labels(
     shard_shape: int | Sequence[int] | None = None,
     overwrite: bool = False,
     source: str | None = "../../",
+    attrs: Mapping[str, Any] | None = None,
+    reopen: bool = False,
 ) -> ImageWriter:
     """Create the label image ``<parent>/labels/<name>`` and return its writer.
 
@@ -266,6 +289,7 @@ def create_labels(
     Same (Z, Y, X) shape, voxel size, number of levels and downscale factors
     as ``parent``; no channel axis. ``chunk_shape`` and ``shard_shape``
     default to the parent's. It is listed in ``labels`` at :meth:`finalize`.
+    ``attrs`` and ``reopen`` as for :func:`create_image`.
     """
     if not isinstance(parent, ImageWriter):
         raise InputError(f"`parent` must be an ImageWriter from create_image, got {type(parent).__name__}")
@@ -296,24 +320,31 @@ def create_labels(
         label_source=source,
         storage_options=parent.storage_options,
     )
+    if reopen:
+        return writer
     _ensure_labels_group(labels_url, parent)
-    _prepare_path(writer.url, parent.storage_options, overwrite)
-    _create_arrays(writer, {"bigseg": {"complete": False}})
+    _prepare_path(writer.url, parent.storage_options, overwrite, ())
+    _create_arrays(writer, {"bigseg": {**dict(attrs or {}), "complete": False}})
     return writer
 
 
 def create_group(
     url: str | os.PathLike[str], *, ngff_version: NgffVersion, attributes: Mapping[str, Any],
-    overwrite: bool = False, storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False, storage_options: Mapping[str, Any] | None = None, keep: Sequence[str] = (),
 ) -> str:
-    """Create an empty zarr group (v3 for OME-Zarr 0.5, v2 for 0.4) with ``attributes``; returns its URL."""
+    """Create an empty zarr group (v3 for OME-Zarr 0.5, v2 for 0.4) with ``attributes``; returns its URL.
+
+    ``keep``: names at its root that may exist and are left alone (a run's lock).
+    """
     import zarr
 
     url = normalize_url(url)
-    _prepare_path(url, storage_options, overwrite)
+    _prepare_path(url, storage_options, overwrite, keep)
     store = make_store(url, storage_options, read_only=False)
-    zarr.open_group(store, mode="w", zarr_format=3 if ngff_version == "0.5" else 2,  # type: ignore[arg-type]
-                    attributes=dict(attributes))
+    group = zarr.open_group(store, mode="a" if keep else "w", zarr_format=3 if ngff_version == "0.5" else 2,  # type: ignore[arg-type]
+                            attributes=copy.deepcopy(dict(attributes)))
+    if keep:
+        group.attrs.put(copy.deepcopy(dict(attributes)))
     return url
 
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import zarr
 import zarr.storage
@@ -172,16 +172,18 @@ def _listing(url: str, storage_options: Mapping[str, Any] | None) -> list[str]:
         return []
 
 
-def is_empty_dir(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """True if ``url`` is an existing folder with nothing in it."""
+def is_empty_dir(url: str, storage_options: Mapping[str, Any] | None = None, *, ignore: Sequence[str] = ()) -> bool:
+    """True if ``url`` is an existing folder with nothing in it but the names in ``ignore``."""
     if is_local(url):
         p = local_path(url)
-        return p.is_dir() and not any(p.iterdir())
-    return path_exists(url, storage_options) and not _listing(url, storage_options)
+        return p.is_dir() and not any(c.name not in ignore for c in p.iterdir())
+    return path_exists(url, storage_options) and not [n for n in _listing(url, storage_options) if n not in ignore]
 
 
-def remove_tree(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+def remove_tree(url: str, storage_options: Mapping[str, Any] | None = None, *, keep: Sequence[str] = ()) -> None:
     """Delete the zarr tree at ``url``; refuse anything that is not a zarr folder.
+
+    ``keep``: names at its root to leave (the folder itself then stays).
 
     Raises
     ------
@@ -196,8 +198,21 @@ def remove_tree(url: str, storage_options: Mapping[str, Any] | None = None) -> N
         )
     log.info("removing existing output %s", url)
     forget_handles(url)
+    if keep:
+        for name in names:
+            if name not in keep:
+                _remove_any(join_url(url, name), storage_options)
+        return
+    _remove_any(url, storage_options)
+
+
+def _remove_any(url: str, storage_options: Mapping[str, Any] | None) -> None:
     if is_local(url):
-        shutil.rmtree(local_path(url))
+        p = local_path(url)
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
     else:
         fs, path = get_fs(url, storage_options)
         fs.rm(path, recursive=True)

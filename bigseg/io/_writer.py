@@ -241,11 +241,13 @@ class ImageWriter:
         }
         if self.is_labels:
             body["image-label"] = image_label_attrs(self.ngff_version, self.label_source, n_labels)
-        bigseg: dict[str, Any] = {"complete": True}
+        group = open_group(self.url, self.storage_options, mode="r+")
+        before = dict(group.attrs).get("bigseg")
+        # Keep what creation recorded (a run's fingerprint); finalizing twice writes the same attributes.
+        bigseg: dict[str, Any] = {**(dict(before) if isinstance(before, Mapping) else {}), "complete": True}
         if self.channel_names is not None:
             bigseg["channel_names"] = list(self.channel_names)
         bigseg.update(dict(extra_attrs or {}))
-        group = open_group(self.url, self.storage_options, mode="r+")
         group.attrs.update({**ome_attrs(self.ngff_version, body), "bigseg": bigseg})
         if self.is_labels:
             self._list_in_parent()

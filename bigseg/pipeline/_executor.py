@@ -3,23 +3,34 @@
 Not ``map_overlap``: its graph grows with the volume and explodes for whole
 brains. Here the driver keeps at most ``window`` futures in flight and
 submits the next block as one finishes, so scheduler memory is bounded.
-A failed block stops the stage with :class:`BlockFailedError` naming it.
+A block is tried ``1 + retries`` times (optionally each under a timeout);
+then the stage stops with :class:`BlockFailedError` naming it, its ROI and
+the cause.
+
+With a :class:`~bigseg.pipeline._records.RecordStore`, the runner does not
+care what a stage computes: items whose done record exists are not run and
+their recorded result is returned; every other item runs, its output is
+durable when the task function returns, and only then does the task write its
+done record (with the small result), on the worker.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from bigseg.config import parse_scheduler
-from bigseg.errors import BigsegError, BlockFailedError, InputError
+from bigseg.errors import BigsegError, BlockFailedError, BlockTimeoutError, InputError
+from bigseg.pipeline._records import RecordStore
 from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config
 
-__all__ = ["BlockRunner", "open_client"]
+__all__ = ["KILL_AT_ENV", "KILL_MARKER_ENV", "BlockRunner", "fault_point", "open_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +48,81 @@ def _describe(item: Any) -> str:
     return repr(item)[:200]
 
 
+KILL_AT_ENV = "BIGSEG_KILL_AT"
+KILL_MARKER_ENV = "BIGSEG_KILL_MARKER"
+
+
+def fault_point(stage: str, item: int, moment: str) -> None:
+    """Test hook: SIGKILL this process's whole group at ``stage:item:moment``.
+
+    ``BIGSEG_KILL_AT=flood:3:written`` kills the driver and every worker of a
+    run (started in its own process group) right after block 3 of ``flood``
+    wrote its output, before its done record. Moments: ``written`` and
+    ``done`` for block tasks; ``written`` (computed, e.g. the table file
+    written) and ``saved`` (its record) for driver-side results. Does
+    nothing when the variable is unset. A ``:stop`` suffix stops the group
+    (SIGSTOP) instead, until a SIGCONT. A ``:worker`` suffix kills only the
+    process that runs the task, once (``BIGSEG_KILL_MARKER`` names the file
+    that records it), so Dask retries the block elsewhere.
+    """
+    spec = os.environ.get(KILL_AT_ENV)
+    if not spec:
+        return
+    if spec == f"{stage}:{item}:{moment}":
+        logger.warning("%s=%s: killing process group %d", KILL_AT_ENV, spec, os.getpgrp())
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    if spec == f"{stage}:{item}:{moment}:stop":
+        os.killpg(os.getpgrp(), signal.SIGSTOP)  # frozen until SIGCONT: a run that is "still going"
+    if spec == f"{stage}:{item}:{moment}:worker":
+        # This process only (a Dask worker), once: the marker file stops the retry from dying too.
+        try:
+            os.close(os.open(os.environ[KILL_MARKER_ENV], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        logger.warning("%s=%s: killing process %d", KILL_AT_ENV, spec, os.getpid())
+        os._exit(1)
+
+
+def _with_timeout(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> Any:
+    """``fn(*args)``, or BlockTimeoutError after ``timeout`` seconds (the call is abandoned, not stopped)."""
+    if timeout is None:
+        return fn(*args)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="bigseg-block", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise BlockTimeoutError(f"did not finish within the block timeout of {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+@dataclass(frozen=True)
+class _Task:
+    """What runs on a worker: the stage function, then the done record (picklable)."""
+
+    fn: Callable[..., Any]
+    stage: str
+    records: RecordStore | None
+    timeout: float | None
+
+    def __call__(self, context: Any, i: int, item: Any, *extra: Any) -> Any:
+        result = _with_timeout(self.fn, (context, item, *extra), self.timeout)
+        fault_point(self.stage, i, "written")
+        if self.records is not None:
+            self.records.mark_done(self.stage, i, result)
+            fault_point(self.stage, i, "done")
+        return result
+
+
 @dataclass
 class BlockRunner:
     """Runs ``fn(context, item, *args(item))`` for every item, at most ``window`` at a time.
@@ -45,24 +131,41 @@ class BlockRunner:
     ``evaluate`` all run their blocks here). ``client`` None runs in this
     process: serially, or on ``threads`` threads (no Dask either way).
     Build it with :meth:`on` for the default window.
+
+    ``records`` None runs everything and records nothing; with records, items
+    already done are skipped (their recorded results are returned) and
+    ``skipped[stage]`` says how many of how many. ``check`` is called after
+    every finished block (a run's lock raises there if it was lost).
     """
 
     client: Any = None
     window: int = 8
     progress: Progress | None = None
     threads: int = 1
+    records: RecordStore | None = None
+    retries: int = 1
+    timeout: float | None = None
+    check: Callable[[], None] | None = None
+    skipped: dict[str, tuple[int, int]] = field(default_factory=dict)
     _context_future: Any = field(default=None, init=False, repr=False)
     _context: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.window < 1 or self.threads < 1:
-            raise InputError(f"BlockRunner needs window >= 1 and threads >= 1, got {self.window} and {self.threads}")
+        if self.window < 1 or self.threads < 1 or self.retries < 0:
+            raise InputError(
+                f"BlockRunner needs window >= 1, threads >= 1 and retries >= 0, got {self.window}, {self.threads} "
+                f"and {self.retries}"
+            )
 
     @classmethod
-    def on(cls, client: Any, *, window: int | None = None, progress: Progress | None = None, threads: int = 1) -> BlockRunner:
-        """A runner on ``client`` (or ``threads`` local threads) with ``window`` default 2 per thread (at least 2)."""
+    def on(
+        cls, client: Any, *, window: int | None = None, progress: Progress | None = None, threads: int = 1,
+        **options: Any,
+    ) -> BlockRunner:
+        """A runner on ``client`` (or ``threads`` local threads) with ``window`` default 2 per thread (at least 2);
+        ``options``: ``records``, ``retries``, ``timeout``, ``check``."""
         n = sum(client.nthreads().values()) if client is not None else threads
-        return cls(client, window=window or max(2, 2 * n), progress=progress, threads=threads)
+        return cls(client, window=window or max(2, 2 * n), progress=progress, threads=threads, **options)
 
     def set_context(self, context: Any) -> None:
         """Send ``context`` (small, shared by every task) to the workers once."""
@@ -93,35 +196,54 @@ class BlockRunner:
         """
         n = len(items)
         extra = args or (lambda item: ())
+        done: list[int] = []
+        if self.records is not None:
+            done = sorted(i for i in self.records.done(stage) if i < n)
+        self.skipped[stage] = (len(done), n)
+        if done:
+            logger.info("stage %s: %d of %d blocks already done, skipped", stage, len(done), n)
         if self.progress:
-            self.progress(stage, 0, n)
+            self.progress(stage, len(done), n)
+        if done:
+            assert self.records is not None
+            yield from self.records.results(stage, done)
+        todo = sorted(set(range(n)) - set(done))
+        task = _Task(fn, stage, self.records, self.timeout)
         if self.client is not None:
-            source = self._imap_dask(stage, fn, items, extra, resources)
+            source = self._imap_dask(stage, task, items, todo, extra, resources)
         elif self.threads > 1:
-            source = self._imap_threads(stage, fn, items, extra)
+            source = self._imap_threads(stage, task, items, todo, extra)
         else:
-            source = ((i, self._call_local(stage, fn, item, extra(item))) for i, item in enumerate(items))
-        for done, (i, result) in enumerate(source, 1):
+            source = ((i, self._call_local(stage, task, i, items[i], extra(items[i]))) for i in todo)
+        for finished, (i, result) in enumerate(source, len(done) + 1):
+            if self.check is not None:
+                self.check()
             if self.progress:
-                self.progress(stage, done, n)
+                self.progress(stage, finished, n)
             yield i, result
 
-    def _call_local(self, stage: str, fn: Callable[..., Any], item: Any, extra: tuple[Any, ...]) -> Any:
-        try:
-            return fn(self._context, item, *extra)
-        except BlockFailedError:
-            raise
-        except Exception as exc:
-            raise _failure(stage, item, exc) from exc
+    def _call_local(self, stage: str, task: _Task, i: int, item: Any, extra: tuple[Any, ...]) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return task(self._context, i, item, *extra)
+            except BlockFailedError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, BigsegError) and not isinstance(exc, BlockTimeoutError):
+                    raise _failure(stage, item, exc) from exc  # bad input: trying again cannot help
+                if attempt == self.retries:
+                    raise _failure(stage, item, exc, attempts=attempt + 1) from exc
+                logger.warning("%s: %s failed (%s: %s), trying again", stage, _describe(item), type(exc).__name__, exc)
+        raise AssertionError("unreachable")
 
     def _imap_threads(
-        self, stage: str, fn: Callable[..., Any], items: Sequence[Any], extra: Callable[[Any], tuple[Any, ...]]
+        self, stage: str, task: _Task, items: Sequence[Any], todo: list[int], extra: Callable[[Any], tuple[Any, ...]]
     ) -> Iterator[tuple[int, Any]]:
-        pending = iter(range(len(items)))
+        pending = iter(todo)
         with ThreadPoolExecutor(self.threads, thread_name_prefix=f"bigseg-{stage}") as pool:
 
             def submit(i: int) -> Future[Any]:
-                return pool.submit(self._call_local, stage, fn, items[i], extra(items[i]))
+                return pool.submit(self._call_local, stage, task, i, items[i], extra(items[i]))
 
             running = {submit(i): i for _, i in zip(range(self.window), pending)}
             try:
@@ -140,20 +262,21 @@ class BlockRunner:
     def _imap_dask(
         self,
         stage: str,
-        fn: Callable[..., Any],
+        task: _Task,
         items: Sequence[Any],
+        todo: list[int],
         extra: Callable[[Any], tuple[Any, ...]],
         resources: dict[str, float] | None,
     ) -> Iterator[tuple[int, Any]]:
         from distributed import as_completed
 
-        pending = iter(range(len(items)))
+        pending = iter(todo)
         index_of: dict[str, int] = {}
 
         def submit(i: int) -> Any:
             fut = self.client.submit(
-                fn, self._context_future, items[i], *extra(items[i]),
-                key=f"bigseg-{stage}-{i}-{id(self)}", pure=False, resources=resources, retries=1,
+                task, self._context_future, i, items[i], *extra(items[i]),
+                key=f"bigseg-{stage}-{i}-{id(self)}", pure=False, resources=resources, retries=self.retries,
             )
             index_of[fut.key] = i
             return fut
@@ -167,7 +290,8 @@ class BlockRunner:
                 exc = fut.exception()
                 if isinstance(exc, BlockFailedError):
                     raise exc
-                raise _failure(stage, items[i], exc) from exc
+                retried = not isinstance(exc, BigsegError) or isinstance(exc, BlockTimeoutError)
+                raise _failure(stage, items[i], exc, attempts=self.retries + 1 if retried else 1) from exc
             result = fut.result()
             fut.release()
             yield i, result
@@ -176,12 +300,17 @@ class BlockRunner:
                 ac.add(submit(nxt))
 
 
-def _failure(stage: str, item: Any, exc: BaseException) -> BigsegError:
-    """The error a failed item raises: a BigsegError keeps its type, naming the stage and block;
-    anything else becomes :class:`BlockFailedError`."""
-    if isinstance(exc, BigsegError):
+def _failure(stage: str, item: Any, exc: BaseException, *, attempts: int = 1) -> BigsegError:
+    """The error a failed item raises: bad input (a BigsegError) keeps its type, naming the stage and
+    block; anything else (a timeout too) becomes :class:`BlockFailedError` naming the block, its ROI,
+    the tries and the cause."""
+    if isinstance(exc, BigsegError) and not isinstance(exc, BlockTimeoutError):
         return type(exc)(f"{stage}: {_describe(item)}: {exc}")
-    return BlockFailedError(f"{stage} failed on {_describe(item)}: {type(exc).__name__}: {exc}")
+    tries = f" after {attempts} tries" if attempts > 1 else ""
+    return BlockFailedError(
+        f"{stage} failed on {_describe(item)}{tries}: {type(exc).__name__}: {exc}; blocks already done stay done: "
+        "run the same command again to redo only this block and what depends on it"
+    )
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from dataclasses import replace
+from typing import Any, Sequence
 
 from bigseg.config import SegmentConfig
 from bigseg.errors import BigsegError, InputError
@@ -75,30 +76,41 @@ def relative(target: str, start: str) -> str:
 
 
 def create_outputs(
-    cfg: SegmentConfig, volume: Volume, grid: Grid, in_url: str, out_url: str
+    cfg: SegmentConfig, volume: Volume, grid: Grid, in_url: str, out_url: str, *,
+    storage_options: dict[str, Any] | None = None, fingerprint: dict[str, Any] | None = None,
+    keep: Sequence[str] = (), reopen: bool = False,
 ) -> tuple[ImageWriter | None, ImageWriter, ImageWriter, str]:
-    """The image copy (or None), the label image, the maps and the folder that holds the run's scratch."""
+    """The image copy (or None), the label image, the maps and the folder that holds the run's scratch.
+
+    ``fingerprint`` is recorded in the output's root and label groups; ``keep`` names entries of
+    OUT left alone (the run's lock); ``reopen`` describes the outputs an earlier attempt of the
+    same run created, touching nothing (a resumed run).
+    """
+    so = storage_options
+    attrs = {"fingerprint": fingerprint} if fingerprint is not None else {}
     block = grid.block_shape
     chunk = tuple(b // 2 for b in block) if cfg.shard else block
     shard = block if cfg.shard else None
     n_levels = max(1, volume.n_levels - cfg.level)
-    geometry = dict(shape=volume.shape, dtype=volume.dtype, voxel_size=volume.voxel_size, chunk_shape=chunk,
-                    shard_shape=shard, n_levels=n_levels)
+    geometry: dict[str, Any] = dict(shape=volume.shape, dtype=volume.dtype, voxel_size=volume.voxel_size, chunk_shape=chunk,
+                    shard_shape=shard, n_levels=n_levels, storage_options=so)
     if cfg.output_mode == "copy":
         if math.prod(volume.shape) > COPY_HINT_VOXELS:
             logger.warning("copying a %.1f Gvox image into %s; --output-mode labels-only (or into-input) writes "
                            "the labels without a copy", math.prod(volume.shape) / 1e9, out_url)
-        image = create_image(out_url, ngff_version=cfg.ngff_version, overwrite=cfg.overwrite, **geometry)  # type: ignore[arg-type]
-        labels = create_labels(image, LABEL_NAME, dtype="uint32")
-        return image, labels, _create_maps(image, grid, cfg), out_url
+        image = create_image(out_url, ngff_version=cfg.ngff_version, overwrite=cfg.overwrite, attrs=attrs,  # type: ignore[arg-type]
+                             keep=keep, reopen=reopen, **geometry)
+        labels = create_labels(image, LABEL_NAME, dtype="uint32", attrs=attrs, reopen=reopen)
+        return image, labels, _create_maps(image, grid, cfg, reopen), out_url
     if cfg.output_mode == "labels-only":
         source = volume.level_urls[0].rsplit("/", 1)[0] if volume.kind == "zarr" else volume.source
-        create_group(out_url, ngff_version=cfg.ngff_version, overwrite=cfg.overwrite,
-                     attributes={"bigseg": {"complete": False, "source_image": source}})
+        if not reopen:
+            create_group(out_url, ngff_version=cfg.ngff_version, overwrite=cfg.overwrite, storage_options=so, keep=keep,
+                         attributes={"bigseg": {**attrs, "complete": False, "source_image": source}})
         parent = describe_image(out_url, ngff_version=cfg.ngff_version, **geometry)  # type: ignore[arg-type]
-        labels = create_labels(parent, LABEL_NAME, dtype="uint32",
+        labels = create_labels(parent, LABEL_NAME, dtype="uint32", attrs=attrs, reopen=reopen,
                                source=relative(source, join_url(out_url, "labels", LABEL_NAME)))
-        return None, labels, _create_maps(parent, grid, cfg), out_url
+        return None, labels, _create_maps(parent, grid, cfg, reopen), out_url
     group = _image_group(volume)
     parent = describe_image(group, ngff_version=volume.ngff_version, **geometry)  # type: ignore[arg-type]
     try:
@@ -117,15 +129,16 @@ def create_outputs(
     return None, labels, maps, labels.url
 
 
-def _create_maps(image: ImageWriter, grid: Grid, cfg: SegmentConfig) -> ImageWriter:
+def _create_maps(image: ImageWriter, grid: Grid, cfg: SegmentConfig, reopen: bool = False) -> ImageWriter:
     return create_image(
         join_url(image.url, "maps"), shape=(len(MAP_CHANNELS), *grid.volume_shape), dtype=cfg.maps_dtype,
         voxel_size=image.voxel_size, chunk_shape=grid.block_shape, ngff_version=cfg.ngff_version,
-        channel_names=MAP_CHANNELS, overwrite=True,
+        channel_names=MAP_CHANNELS, overwrite=True, storage_options=image.storage_options, reopen=reopen,
     )
 
 
-def create_tissue_labels(cfg: SegmentConfig, labels: ImageWriter) -> ImageWriter:
+def create_tissue_labels(cfg: SegmentConfig, labels: ImageWriter, *, reopen: bool = False) -> ImageWriter:
     """The label image ``labels/tissue`` beside the nuclei (same levels): 1 tissue, 2 margin, 0 skipped."""
     parent = replace(labels, url=labels.url.rsplit("/", 2)[0], is_labels=False, label_source=None)
-    return create_labels(parent, TISSUE_NAME, dtype="uint8", overwrite=cfg.overwrite, source=labels.label_source)
+    return create_labels(parent, TISSUE_NAME, dtype="uint8", overwrite=cfg.overwrite, source=labels.label_source,
+                         reopen=reopen)

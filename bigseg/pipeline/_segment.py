@@ -16,21 +16,26 @@ Stages (one Dask future per active block, bounded window)::
                  looks complete)
 
 The driver holds a few numbers per block, never a table of all objects.
+
+Every block of every stage leaves a done record once its output is durable, and
+every driver-side result between stages is saved as a named record, so the same
+call on an unfinished output skips what is done (``_records``, ``_resume``).
 The ``iou`` stitch mode replaces pairs/flood by per-block decoding of the
 whole read ROI and merges on mutual-best IoU where read ROIs intersect.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from bigseg.config import SegmentConfig, load_config
-from bigseg.errors import InputError
+from bigseg.errors import InputError, OutputLockedError, OutputMismatchError
 from bigseg.io import (
     ImageWriter,
     Volume,
@@ -41,10 +46,14 @@ from bigseg.io import (
     open_group,
     open_volume,
     open_writer,
+    path_exists,
     remove_tree,
 )
 from bigseg.measure import BlockStats, combine_stats
-from bigseg.pipeline._executor import BlockRunner, open_client
+from bigseg.pipeline._executor import BlockRunner, fault_point, open_client
+from bigseg.pipeline._lock import LOCK_NAME, RunLock
+from bigseg.pipeline._records import RecordStore
+from bigseg.pipeline._resume import check_existing, decode_fingerprint, inspect_output, segment_fingerprint
 from bigseg.pipeline._outputs import LABEL_NAME, create_outputs, create_tissue_labels, output_url, relative
 from bigseg.pipeline._plan import Plan, decode_overrides, make_plan, plan_decoder
 from bigseg.pipeline._scratch import Scratch
@@ -78,6 +87,7 @@ logger = logging.getLogger(__name__)
 
 #: About this many objects per file of the partitioned table ``labels/nuclei.parquet/``.
 ROWS_PER_TABLE_FILE = 1_000_000
+WORK = ".bigseg-work"
 
 
 @dataclass(frozen=True)
@@ -94,15 +104,29 @@ class SegmentResult:
     timings: dict[str, float] = field(default_factory=dict)
     dashboard_link: str | None = None
     n_skipped: int = 0
+    skipped: dict[str, tuple[int, int]] = field(default_factory=dict)
+    already_complete: bool = False
 
     def summary(self) -> str:
+        if self.already_complete:
+            return (
+                f"{self.output} is already complete ({self.n_objects} nuclei); nothing to do\n"
+                f"  labels: {self.labels_url}\n"
+                f"  table:  {self.table_url}"
+            )
         total = sum(self.timings.values())
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+        resumed = {k: v for k, v in self.skipped.items() if v[0]}
+        done_before = (
+            "  resumed: " + ", ".join(f"{k} {d}/{n} blocks skipped" for k, (d, n) in resumed.items()) + "\n"
+            if resumed else ""
+        )
         return (
             f"found {self.n_objects} nuclei in a {self.grid.volume_shape} volume "
             f"({self.n_blocks} blocks of {self.grid.block_shape}, halo {self.grid.halo.shape}) in {total:.1f}s\n"
             f"  skipped {self.n_skipped} of {self.n_blocks} blocks (no tissue)\n"
             f"  stages: {stages}\n"
+            f"{done_before}"
             f"  labels: {self.labels_url}\n"
             f"  table:  {self.table_url}"
         )
@@ -125,9 +149,15 @@ def segment(
     progress: Callable[[str, int, int], None] | None = None,
     on_cluster: Callable[[str | None], None] | None = None,
     predictor_spec: PredictorSpec | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SegmentResult:
     """Segment every nucleus of a 3D image into one consistent label volume.
+
+    Calling it again with the same arguments on an unfinished output continues
+    that run block by block (the result is byte-identical to an uninterrupted
+    run); on a complete output it returns at once. Another input or
+    configuration on an existing output is refused unless ``overwrite``.
 
     Parameters
     ----------
@@ -153,29 +183,84 @@ def segment(
         A predictor of your own (or :class:`bigseg.predict.SimulatedSpec`) instead of the
         config's; decoding uses a model spec's card thresholds, default ones otherwise,
         unless the config sets them.
+    storage_options : dict, optional
+        fsspec options for the input and the output URLs (credentials, endpoint);
+        never written into the output.
     **options
         Any :class:`~bigseg.config.SegmentConfig` field.
 
     Returns
     -------
     SegmentResult
+
+    Raises
+    ------
+    OutputMismatchError
+        ``output`` holds a run of another input or configuration.
+    OutputLockedError
+        Another run is writing ``output``.
+    BlockFailedError
+        A block failed after its retries; blocks already done stay done.
     """
     cfg = _resolve_config(config, options)
+    so = dict(storage_options) if storage_options else None
     in_url = normalize_url(input)
     out_url = output_url(cfg, in_url, output)
-    volume = open_volume(in_url, level=cfg.level, channel=cfg.channel, voxel_size=cfg.voxel_size)
+    volume = open_volume(in_url, level=cfg.level, channel=cfg.channel, voxel_size=cfg.voxel_size, storage_options=so)
+    if cfg.output_mode == "into-input":  # the output is the input: no fingerprint, lock or records there
+        return _segment_once(cfg, volume, in_url, out_url, client, progress, on_cluster, predictor_spec, so)
+    fingerprint = segment_fingerprint(cfg, volume, in_url, predictor_spec)
+    if check_existing(inspect_output(out_url, so), fingerprint, out_url, overwrite=cfg.overwrite):
+        return _already_complete(out_url, volume, so)
+    with RunLock(out_url, so, stale_after=cfg.lock_stale_s) as lock:
+        state = inspect_output(out_url, so)  # another run may have finished it while we waited for the lock
+        if check_existing(state, fingerprint, out_url, overwrite=cfg.overwrite):
+            return _already_complete(out_url, volume, so)
+        records = RecordStore(join_url(out_url, WORK, "records"), so)
+        fresh = cfg.overwrite or state.kind != "bigseg" or not records.load("created")[0]
+        if fresh and state.kind in ("bigseg", "foreign"):
+            remove_tree(out_url, so, keep=(LOCK_NAME,))
+        plan = make_plan(cfg, volume, predictor_spec)
+        cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
+        logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
+        _check_plan(records, plan, fresh, out_url)
+        image, labels, maps, work = create_outputs(
+            cfg, volume, plan.grid, in_url, out_url, storage_options=so, fingerprint=fingerprint, keep=(LOCK_NAME,),
+            reopen=not fresh,
+        )
+        scratch = Scratch(join_url(work, WORK), plan.grid, so)
+        if fresh:
+            scratch.create(slots=plan.stitch == "iou")  # the records live in it: created first
+        nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
+        tissue = _saved(records, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus)) \
+            if cfg.skip_empty else None
+        ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
+        if tissue is not None:
+            ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels, reopen=not fresh))
+        if fresh:
+            records.save("plan", _plan_summary(plan))
+            records.save("created", 1)  # last: a kill before it makes the next attempt start afresh
+        with _runner(cfg, client, progress, on_cluster, records, lock) as runner:
+            return _run(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue)
+
+
+def _segment_once(
+    cfg: SegmentConfig, volume: Volume, in_url: str, out_url: str, client: Any, progress: Any, on_cluster: Any,
+    predictor_spec: PredictorSpec | None, so: dict[str, Any] | None,
+) -> SegmentResult:
+    """A run without resume (``into-input``: bigseg keeps no lock or records inside an input)."""
     plan = make_plan(cfg, volume, predictor_spec)
     cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
     logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
     nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
     tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
-    image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url)
-    scratch = Scratch(join_url(work, ".bigseg-work"), plan.grid)
+    image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url, storage_options=so)
+    scratch = Scratch(join_url(work, WORK), plan.grid, so)
     scratch.create(slots=plan.stitch == "iou")
     ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
     if tissue is not None:
         ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels))
-    with _runner(cfg, client, progress, on_cluster) as runner:
+    with _runner(cfg, client, progress, on_cluster, None, None) as runner:
         return _run(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue)
 
 
@@ -197,11 +282,66 @@ def _context(
                       table_url=table_url, owner_reach=reach, min_size=min_size, decoder=plan.decoder)
 
 
+def _plan_summary(plan: Plan) -> str:
+    """The values derived from the input at the start (JSON); a resumed run must derive the same."""
+    return json.dumps({
+        "block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape),
+        "diameter_um": plan.diameter_um, "decode": {k: getattr(plan.params, k) for k in plan.params.__dataclass_fields__},
+        "normalization": repr(plan.normalization), "predictor": repr(plan.predictor),
+    }, sort_keys=True)
+
+
+def _check_plan(records: RecordStore, plan: Plan, fresh: bool, out_url: str) -> None:
+    if fresh:
+        return
+    found, recorded = records.load("plan")
+    if found and recorded != _plan_summary(plan):
+        raise OutputMismatchError(
+            f"output {out_url!r}: the run derived other values from the input than when it started "
+            f"(recorded {recorded}, now {_plan_summary(plan)}); pass --overwrite to start again, or choose another output"
+        )
+
+
+def _already_complete(out_url: str, volume: Volume, so: dict[str, Any] | None, label_name: str = LABEL_NAME) -> SegmentResult:
+    labels_url = join_url(out_url, "labels", label_name)
+    run = dict(open_group(labels_url, so).attrs).get("bigseg", {}).get("run", {})
+    grid_attrs = run.get("grid", {})
+    block = tuple(grid_attrs.get("block_shape", volume.shape))
+    grid = Grid(volume.shape, tuple(min(b, s) for b, s in zip(block, volume.shape)), Halo.of(grid_attrs.get("halo", 0)))
+    _clean_leftovers(out_url, so, label_name)
+    logger.info("%s is already complete; nothing to do", out_url)
+    return SegmentResult(
+        output=out_url, labels_url=labels_url, table_url=labels_url + ".parquet",
+        n_objects=int(run.get("n_objects", 0)), n_blocks=grid.n_blocks, grid=grid, voxel_size=volume.voxel_size,
+        already_complete=True,
+    )
+
+
+def _clean_leftovers(out_url: str, so: dict[str, Any] | None, label_name: str) -> None:
+    """Finish the clean-up of a run killed after its output became complete (work folder,
+    unsaved maps, its lock); nothing is written when there is nothing to clean."""
+    work = join_url(out_url, WORK if label_name == LABEL_NAME else f"{WORK}-{label_name}")
+    maps = join_url(out_url, "maps")
+    stale_maps = label_name == LABEL_NAME and path_exists(maps, so) and not is_complete(maps, storage_options=so)
+    if not (path_exists(work, so) or stale_maps or path_exists(join_url(out_url, LOCK_NAME), so)):
+        return
+    try:
+        with RunLock(out_url, so):
+            for url in ([work] if path_exists(work, so) else []) + ([maps] if stale_maps else []):
+                remove_tree(url, so)
+    except OutputLockedError as exc:
+        logger.info("not cleaning up %s now: %s", out_url, exc)
+
+
 class _runner:
     """Context manager: a BlockRunner on the given client, or one opened from the config."""
 
-    def __init__(self, cfg: SegmentConfig, client: Any, progress: Any, on_cluster: Any) -> None:
+    def __init__(
+        self, cfg: SegmentConfig, client: Any, progress: Any, on_cluster: Any, records: RecordStore | None,
+        lock: RunLock | None,
+    ) -> None:
         self.cfg, self.client, self.progress, self.on_cluster = cfg, client, progress, on_cluster
+        self.records, self.lock = records, lock
         self._cm: Any = None
 
     def __enter__(self) -> BlockRunner:
@@ -215,7 +355,10 @@ class _runner:
             client = self._cm.__enter__()
         if self.on_cluster is not None:
             self.on_cluster(getattr(client, "dashboard_link", None))
-        return BlockRunner.on(client, window=self.cfg.window, progress=self.progress)
+        return BlockRunner.on(
+            client, window=self.cfg.window, progress=self.progress, records=self.records,
+            retries=self.cfg.retries, timeout=self.cfg.block_timeout, check=self.lock.check if self.lock else None,
+        )
 
     def __exit__(self, *exc: Any) -> None:
         if self._cm is not None:
@@ -299,6 +442,21 @@ def _number(cfg: SegmentConfig, ctx: RunContext, runner: BlockRunner, counts: np
     return offsets
 
 
+def _saved(records: RecordStore | None, name: str, compute: Callable[[], Any]) -> Any:
+    """A driver-side result between stages: loaded if a previous attempt saved it, else computed and saved."""
+    if records is None:
+        return compute()
+    found, value = records.load(name)
+    if found:
+        logger.info("%s: loaded from an earlier attempt", name)
+        return value
+    value = compute()
+    fault_point(name, 0, "written")
+    records.save(name, value)
+    fault_point(name, 0, "saved")
+    return value
+
+
 def _run(
     cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, out_url: str, *, predict: bool,
     tissue: TissueMask | None = None,
@@ -319,7 +477,8 @@ def _run(
         counts = _timed(timings, "seeds", lambda: _fold(runner, "seeds", voronoi_seeds_task, blocks))
     if not seeded:
         counts = _timed(timings, "decode", lambda: _fold(runner, "decode", local_decode_task, blocks))
-    offsets = _number(cfg, ctx, runner, counts, timings)
+    records = runner.records
+    offsets = _saved(records, "offsets", lambda: _number(cfg, ctx, runner, counts, timings))
     counts_h, offsets_h, far = runner.share(counts), runner.share(offsets), list[BlockStats]()
     write_fn = flood_task if seeded else iou_write_task
     _timed(timings, "flood", lambda: _fold(runner, "flood", write_fn, blocks, lambda b: (counts_h, offsets_h), keep=far))
@@ -335,7 +494,8 @@ def _run(
                                              lambda b: (offsets_h, kept_h, mask_h)))
     _timed(timings, "pyramid", lambda: _build_pyramids(ctx, runner))
     voxel = ctx.labels.voxel_size
-    clear_table(ctx.table_url)
+    if records is None or not records.done("table"):  # a resumed run keeps the parts already written
+        clear_table(ctx.table_url, ctx.labels.storage_options)
     _timed(timings, "table", lambda: runner.run(
         "table", table_task, table_parts(n_kept, ROWS_PER_TABLE_FILE), lambda p: (kept_h, voxel)))
     n_objects = int(kept_offsets[-1])
@@ -344,6 +504,7 @@ def _run(
         output=out_url, labels_url=ctx.labels.url, table_url=ctx.table_url, n_objects=n_objects,
         n_blocks=grid.n_blocks, grid=grid, voxel_size=voxel, timings=timings,
         dashboard_link=getattr(runner.client, "dashboard_link", None), n_skipped=n - len(blocks),
+        skipped=dict(runner.skipped),
     )
 
 
@@ -359,9 +520,11 @@ def _add_wide_roots(ctx: RunContext, pairs: np.ndarray, n_blocks: int) -> np.nda
     for b in np.unique(blk).tolist():
         sel = blk == b
         table = ctx.scratch.load("roots", b)
-        nonroot = np.concatenate([table["nonroot"], loc[sel]])
+        new = ~np.isin(loc[sel], table["nonroot"])  # a resumed run may have added them already: add once
+        nonroot = np.concatenate([table["nonroot"], loc[sel][new]])
         order = np.argsort(nonroot)
-        ctx.scratch.save("roots", b, nonroot=nonroot[order], roots=np.concatenate([table["roots"], roots[sel]])[order])
+        ctx.scratch.save("roots", b, nonroot=nonroot[order],
+                         roots=np.concatenate([table["roots"], roots[sel][new]])[order])
         added[b] = int(sel.sum())
     return added
 
@@ -406,11 +569,9 @@ def _finalize(
     cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool, tissue: TissueMask | None,
     timings: dict[str, float],
 ) -> None:
-    ctx.scratch.remove()
-    if predicted and cfg.save_maps:
-        ctx.maps.finalize({"role": "bcd-maps"})
-    elif predicted:
-        remove_tree(ctx.maps.url, ctx.maps.storage_options)
+    """Metadata (labels, tissue, maps, then the root: the output is complete from that write on),
+    then the clean-up. Writing the same attributes twice gives the same bytes, so a run killed in
+    here just does it again."""
     run = {
         "n_objects": n_objects,
         "table": f"{ctx.labels.name}.parquet",
@@ -426,16 +587,23 @@ def _finalize(
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
     ctx.labels.finalize({"run": run}, n_labels=n_objects)
+    fault_point("finalize", 0, "labels")
     if ctx.tissue is not None and tissue is not None:
         ctx.tissue.finalize({"tissue": {
             "level": tissue.level, "threshold": tissue.threshold, "values": {"1": "tissue", "2": "margin"},
             "skipped_blocks": tissue.n_skipped,
         }})
+    if predicted and cfg.save_maps:
+        ctx.maps.finalize({"role": "bcd-maps"})
     if ctx.image is not None:
         ctx.image.finalize({"labels": [LABEL_NAME]})
     elif cfg.output_mode == "labels-only":
         root = open_group(ctx.labels.url.rsplit("/", 2)[0], ctx.labels.storage_options, mode="r+")
         root.attrs.update({"bigseg": {**dict(root.attrs).get("bigseg", {}), "complete": True}})
+    fault_point("finalize", 0, "complete")
+    if predicted and not cfg.save_maps:
+        remove_tree(ctx.maps.url, ctx.maps.storage_options)
+    ctx.scratch.remove()
 
 
 def decode(
@@ -446,42 +614,65 @@ def decode(
     client: Any = None,
     progress: Callable[[str, int, int], None] | None = None,
     on_cluster: Callable[[str | None], None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SegmentResult:
     """Decode the BCD maps kept by ``segment(..., save_maps=True)`` again, with other thresholds.
 
     No inference runs. The labels go to ``OUT/labels/<label_name>`` (replacing an existing one only
     with ``overwrite=True``). Thresholds not given keep the values of the run that made the maps.
+    Resumes like :func:`segment`: the same call continues an unfinished decode and returns at once
+    on a complete one.
     """
     cfg = _resolve_config(config, options)
+    so = dict(storage_options) if storage_options else None
     out_url = normalize_url(output)
     maps_url = join_url(out_url, "maps")
-    if not is_complete(maps_url):
+    if not is_complete(maps_url, storage_options=so):
         raise InputError(
             f"{out_url!r} has no finished BCD maps at {maps_url!r}; run `bigseg segment ... --save-maps` first"
         )
-    previous = dict(open_group(join_url(out_url, "labels", LABEL_NAME)).attrs).get("bigseg", {}).get("run", {})
-    defaults = DecodeParams(**previous.get("decode", {}))
-    diameter = float(previous.get("diameter_um", 10.0))
-    params = replace(defaults, **decode_overrides(cfg))
-    source = dict(open_group(out_url).attrs).get("bigseg", {}).get("source_image")
-    maps = open_writer(maps_url)
+    labels_url = join_url(out_url, "labels", label_name)
+    previous = dict(open_group(join_url(out_url, "labels", LABEL_NAME), so).attrs).get("bigseg", {}).get("run", {})
+    source = dict(open_group(out_url, so).attrs).get("bigseg", {}).get("source_image")
     if source is None:  # an image copy: measure on it
-        image, volume = open_writer(out_url), open_volume(out_url)
+        volume = open_volume(out_url, storage_options=so)
     else:  # labels only: measure on the source image; the new labels take the old ones' geometry
         used = previous.get("config", {})
         volume = open_volume(source, level=used.get("level", 0), channel=used.get("channel"),
-                             voxel_size=used.get("voxel_size"))
-        image = replace(open_writer(join_url(out_url, "labels", LABEL_NAME)), url=out_url, is_labels=False)
-    decoder, stitch = plan_decoder(cfg, previous.get("decoder", {}).get("name", "bcd"), diameter, volume.voxel_size)
-    cfg = cfg.model_copy(update={"stitch": stitch})
-    grid_attrs = previous.get("grid", {})
-    grid = Grid(volume.shape, tuple(maps.chunk_shapes[0][-3:]), Halo.of(grid_attrs.get("halo", cfg.halo or 0)))
-    plan = Plan(grid, None, None, params, diameter, decoder=decoder, stitch=stitch)
-    labels = create_labels(image, label_name, dtype="uint32", overwrite=cfg.overwrite,
-                           source=relative(source, join_url(out_url, "labels", label_name)) if source else None)
-    scratch = Scratch(join_url(out_url, ".bigseg-work"), grid)
-    scratch.create(slots=cfg.stitch == "iou")
-    ctx = _context(cfg, plan, volume, maps, None, labels, scratch)
-    with _runner(cfg, client, progress, on_cluster) as runner:
-        return _run(cfg, ctx, plan, runner, out_url, predict=False)
+                             voxel_size=used.get("voxel_size"), storage_options=so)
+    fingerprint = decode_fingerprint(cfg, maps_url, label_name)
+    if check_existing(inspect_output(labels_url, so), fingerprint, labels_url, overwrite=cfg.overwrite):
+        return _already_complete(out_url, volume, so, label_name)
+    with RunLock(out_url, so, stale_after=cfg.lock_stale_s) as lock:
+        state = inspect_output(labels_url, so)
+        if check_existing(state, fingerprint, labels_url, overwrite=cfg.overwrite):
+            return _already_complete(out_url, volume, so, label_name)
+        work = join_url(out_url, f"{WORK}-{label_name}")
+        records = RecordStore(join_url(work, "records"), so)
+        fresh = cfg.overwrite or state.kind != "bigseg" or not records.load("created")[0]
+        defaults = DecodeParams(**previous.get("decode", {}))
+        diameter = float(previous.get("diameter_um", 10.0))
+        params = replace(defaults, **decode_overrides(cfg))
+        maps = open_writer(maps_url, storage_options=so)
+        if source is None:
+            image = open_writer(out_url, storage_options=so)
+        else:
+            image = replace(open_writer(join_url(out_url, "labels", LABEL_NAME), storage_options=so), url=out_url,
+                            is_labels=False)
+        decoder, stitch = plan_decoder(cfg, previous.get("decoder", {}).get("name", "bcd"), diameter, volume.voxel_size)
+        cfg = cfg.model_copy(update={"stitch": stitch})
+        grid_attrs = previous.get("grid", {})
+        grid = Grid(volume.shape, tuple(maps.chunk_shapes[0][-3:]), Halo.of(grid_attrs.get("halo", cfg.halo or 0)))
+        plan = Plan(grid, None, None, params, diameter, decoder=decoder, stitch=stitch)
+        # Checked above: an existing label image here is this decode's (or `overwrite` was asked for).
+        labels = create_labels(image, label_name, dtype="uint32", overwrite=fresh, attrs={"fingerprint": fingerprint},
+                               reopen=not fresh,
+                               source=relative(source, join_url(out_url, "labels", label_name)) if source else None)
+        scratch = Scratch(work, grid, so)
+        if fresh:
+            scratch.create(slots=cfg.stitch == "iou")
+            records.save("created", 1)
+        ctx = _context(cfg, plan, volume, maps, None, labels, scratch)
+        with _runner(cfg, client, progress, on_cluster, records, lock) as runner:
+            return _run(cfg, ctx, plan, runner, out_url, predict=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Any, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,8 +15,9 @@ from bigseg.io import get_fs, is_local
 __all__ = ["clear_table", "write_table"]
 
 
-def write_table(table: pa.Table, url: str) -> None:
-    """Write ``table`` to ``url``; locally via a temporary file and an atomic rename."""
+def write_table(table: pa.Table, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Write ``table`` to ``url`` in one piece: locally via a temporary file and an atomic rename,
+    on an object store as one PUT (no rename there)."""
     if is_local(url):
         folder = os.path.dirname(url)
         os.makedirs(folder, exist_ok=True)
@@ -28,12 +30,13 @@ def write_table(table: pa.Table, url: str) -> None:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return
-    fs, path = get_fs(url)
-    with fs.open(path, "wb") as f:
-        pq.write_table(table, f)
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    fs, path = get_fs(url, storage_options)
+    fs.pipe_file(path, buf.getvalue().to_pybytes())
 
 
-def clear_table(url: str) -> None:
+def clear_table(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
     """Remove a previous table at ``url`` (a partitioned folder, or one file of an older run)."""
     if is_local(url):
         if os.path.isdir(url):
@@ -41,6 +44,6 @@ def clear_table(url: str) -> None:
         elif os.path.exists(url):
             os.remove(url)
         return
-    fs, path = get_fs(url)
+    fs, path = get_fs(url, storage_options)
     if fs.exists(path):
         fs.rm(path, recursive=True)

@@ -366,7 +366,8 @@ def table_task(ctx: RunContext, part: tuple[int, list[int]], kept_offsets: np.nd
         ids = np.arange(kept_offsets[r] + 1, kept_offsets[r] + 1 + len(stats), dtype=np.uint64)
         pieces.append(replace(stats, ids=ids))
     stats = combine_stats(pieces) if pieces else BlockStats.empty()
-    write_table(object_table(stats, voxel_size), join_url(ctx.table_url, f"part-{index:05d}.parquet"))
+    write_table(object_table(stats, voxel_size), join_url(ctx.table_url, f"part-{index:05d}.parquet"),
+                ctx.labels.storage_options)
     return len(stats)
 
 

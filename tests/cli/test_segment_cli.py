@@ -23,8 +23,10 @@ def test_segment_then_decode(tmp_path):
     res = runner.invoke(app, ["decode", str(out), "--name", "again", "--scheduler", "sync", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "found 2 nuclei" in res.output
-    res = runner.invoke(app, args)  # exists, no --overwrite
-    assert res.exit_code == 2 and "--overwrite" in res.output
+    res = runner.invoke(app, args)  # the same command on a complete output: nothing to do
+    assert res.exit_code == 0 and "already complete (2 nuclei); nothing to do" in res.output
+    res = runner.invoke(app, [*args, "--min-volume", "5"])  # another configuration
+    assert res.exit_code == 2 and "min_volume_um3: recorded None, now 5.0" in res.output and "--overwrite" in res.output
 
 
 def test_bad_input_exits_2_with_message(tmp_path):

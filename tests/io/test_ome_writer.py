@@ -143,3 +143,23 @@ def test_create_image_rejects_bad_arguments(tmp_path, kwargs, match):
     base = dict(shape=(16, 16, 16), dtype="uint8", voxel_size=(1, 1, 1), chunk_shape=8)
     with pytest.raises(InputError, match=match):
         create_image(tmp_path / "bad.zarr", **{**base, **kwargs})
+
+
+def test_create_keeps_named_entries_and_records_attrs(tmp_path):
+    """What a resumable run needs: its lock survives creation, its fingerprint survives finalize."""
+    import json
+
+    out = tmp_path / "out.zarr"
+    out.mkdir()
+    (out / ".bigseg-lock").write_text("{}")
+    attrs = {"fingerprint": {"input": {"shape": [8, 8, 8]}}}
+    writer = create_image(out, shape=(8, 8, 8), dtype="uint8", voxel_size=(1, 1, 1), chunk_shape=4,
+                          attrs=attrs, keep=(".bigseg-lock",))
+    assert (out / ".bigseg-lock").read_text() == "{}"
+    meta = json.loads((out / "zarr.json").read_text())["attributes"]["bigseg"]
+    assert meta == {"fingerprint": {"input": {"shape": [8, 8, 8]}}, "complete": False}
+    again = create_image(out, shape=(8, 8, 8), dtype="uint8", voxel_size=(1, 1, 1), chunk_shape=4, reopen=True)
+    assert again == writer
+    writer.finalize({"labels": []})
+    meta = json.loads((out / "zarr.json").read_text())["attributes"]["bigseg"]
+    assert meta["complete"] is True and meta["fingerprint"] == attrs["fingerprint"]

@@ -93,13 +93,14 @@ def test_all_foreground_volume_is_one_consistent_object(tmp_path):
     assert np.count_nonzero(labels) > 0.8 * labels.size
 
 
-def test_existing_output_without_overwrite(small, tmp_path):
+def test_existing_output_of_another_configuration(small, tmp_path):
     run(small, tmp_path / "out.zarr")
     before = tree_digest(tmp_path / "out.zarr")
-    with pytest.raises(OutputExistsError, match="overwrite"):
-        run(small, tmp_path / "out.zarr")
+    assert run(small, tmp_path / "out.zarr").already_complete  # the same run again: nothing to do
+    with pytest.raises(OutputExistsError, match=r"block_shape: recorded \[128, 128, 128\], now \[16, 16, 16\].*--overwrite"):
+        run(small, tmp_path / "out.zarr", block_shape=(16, 16, 16))
     assert tree_digest(tmp_path / "out.zarr") == before
-    run(small, tmp_path / "out.zarr", overwrite=True)
+    assert not run(small, tmp_path / "out.zarr", block_shape=(16, 16, 16), overwrite=True).already_complete
 
 
 def test_output_inside_input_is_refused(small):
