@@ -2,9 +2,10 @@
 
 Synthesizes a volume (confocal-like nuclei at 1 µm voxels, written block by block), segments it
 with the classical predictor in 128³ blocks on a fresh LocalCluster of 2 single-threaded worker
-processes, and prints each worker's peak resident memory (sampled every 50 ms) next to the
-volume size. Memory must follow the block, not the
-volume: the peak should stay flat while the volume grows 8×.
+processes in bigseg's worker environment (``worker_config``), and prints each worker's peak
+resident memory (sampled every 50 ms) next to the volume size, and its resident memory after the
+run. Memory must follow the block, not the volume: the peak should stay flat while the volume
+grows 8×, and over hundreds of blocks (``--block 32``).
 
     python benchmarks/memory.py                      # 256×512×512 and 512×1024×1024
     python benchmarks/memory.py --shapes 128,256,256  # quick check
@@ -18,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import dask
 from distributed import Client, LocalCluster
 
-from bigseg.pipeline import segment
+from bigseg.pipeline import segment, worker_config
 from bigseg.synth import write_synthetic
 
 
@@ -50,10 +52,22 @@ def _import_stack() -> None:
     import bigseg.pipeline._tasks  # noqa: F401  (what a worker imports before its first block)
 
 
+def _cluster(kw: dict) -> LocalCluster:
+    """A LocalCluster whose workers run in bigseg's worker environment (as `bigseg segment` starts them)."""
+    with dask.config.set(worker_config(1)):
+        return LocalCluster(**kw)
+
+
+def _rss_mib(dask_worker: object) -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
     src, dst = workdir / "in.zarr", workdir / "out.zarr"
     kw = dict(n_workers=2, threads_per_worker=1, processes=True, memory_limit="6GiB", dashboard_address=None)
-    with LocalCluster(**kw) as cluster, Client(cluster) as client:
+    with _cluster(kw) as cluster, Client(cluster) as client:
         t0 = time.perf_counter()
         synth = write_synthetic(src, shape, voxel_size=(1.0, 1.0, 1.0), preset="confocal", diameter_um=10.0,
                                 volume_fraction=0.10, psf_sigma_um=(1.0, 0.5, 0.5), haze=0.0, texture=0.2,
@@ -61,7 +75,7 @@ def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
                                 overwrite=True)
         t_synth = time.perf_counter() - t0
     # A fresh cluster: the peaks below are the segmentation's alone.
-    with LocalCluster(**kw) as cluster, Client(cluster) as client:
+    with _cluster(kw) as cluster, Client(cluster) as client:
         client.run(_import_stack)
         client.run(_start_sampler)
         time.sleep(0.5)
@@ -71,6 +85,7 @@ def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
                          block_shape=(block,) * 3, overwrite=True)
         t_seg = time.perf_counter() - t0
         peaks = client.run(_peak_mib)
+        after = client.run(_rss_mib)
     vox = shape[0] * shape[1] * shape[2]
     halo = result.grid.halo.shape
     read = [block + 2 * h for h in halo]
@@ -82,7 +97,8 @@ def run(shape: tuple[int, int, int], block: int, workdir: Path) -> None:
     grown = max(peaks[w] - idle[w] for w in peaks)
     print(f"  peak worker RSS: {', '.join(f'{v:.0f} MiB' for v in peaks.values())} "
           f"(idle after imports: {', '.join(f'{v:.0f} MiB' for v in idle.values())}); "
-          f"growth {grown:.0f} MiB vs one task's arrays ≈ {working:.0f} MiB: ratio {grown / working:.1f}")
+          f"growth {grown:.0f} MiB vs one task's arrays ≈ {working:.0f} MiB: ratio {grown / working:.1f}; "
+          f"RSS after the run: {', '.join(f'{v:.0f} MiB' for v in after.values())}")
 
 
 def main() -> None:
