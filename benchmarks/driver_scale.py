@@ -93,6 +93,7 @@ def run_driver(n_objects: int) -> dict[str, float]:
         "relabel_task": lambda ctx, block, offsets, kept, mask: None,
         "table_task": lambda ctx, part, kept, voxel: len(part[1]) * (PER_BLOCK - 50),
         "remove_tree": lambda *a, **k: None,
+        "_finalize": lambda *a, **k: None,  # metadata writes: O(1), and they need a real output
     }
     for name, fn in fakes.items():
         setattr(seg, name, fn)
@@ -100,13 +101,15 @@ def run_driver(n_objects: int) -> dict[str, float]:
     grid = Grid(tuple(g * 128 for g in _grid_shape(n_blocks)), (128, 128, 128), Halo.of(8))
     stub = SimpleNamespace(remove=lambda: None, finalize=lambda *a: None, url="x", storage_options=None)
     labels = SimpleNamespace(voxel_size=(5.0, 5.26, 5.26), url="x/labels/nuclei", name="nuclei", n_levels=1,
+                             storage_options=None,
                              finalize=lambda *a: None)
     with tempfile.TemporaryDirectory() as tmp:
         ctx = SimpleNamespace(grid=grid, image=None, labels=labels, maps=stub, scratch=stub, tissue=None,
+                              decoder=SimpleNamespace(name="bcd"),
                               table_url=f"{tmp}/nuclei.parquet")
         plan = SimpleNamespace(params=SimpleNamespace(__dataclass_fields__={}), diameter_um=15.0,
                                diameter_estimate=None, grid=grid)
-        cfg = load_config(environ={}, scheduler="sync")
+        cfg = load_config(environ={}, scheduler="sync", stitch="seeds")
         t0 = time.perf_counter()
         result = seg._run(cfg, ctx, plan, BlockRunner(None), tmp, predict=True)  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0

@@ -82,6 +82,7 @@ def main() -> None:
         wrote = phantom(args.phantom, shape, client)  # type: ignore[arg-type]
         out = args.out or args.phantom.with_name(args.phantom.stem + "-labels.zarr")
         client.restart()  # fresh workers: their peaks are this run's
+        client.wait_for_workers(args.workers, timeout=300)
         pids = {"driver": os.getpid(), **{f"worker {i}": pid for i, pid in enumerate(client.run(os.getpid).values())}}
         with RssSampler(pids) as rss, get_task_stream(client) as stream:
             t0 = time.perf_counter()

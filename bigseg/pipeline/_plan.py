@@ -41,7 +41,7 @@ class Plan:
     params: DecodeParams
     diameter_um: float
     diameter_estimate: DiameterEstimate | None = None
-    #: Voxels (per axis) within which an object depends on the image: halo plus one nucleus.
+    #: Voxels (per axis) within which an object depends on the image: halo plus half a nucleus.
     reach: tuple[int, ...] = (0, 0, 0)
     decoder: Decoder = Decoder()
     stitch: str = "seeds"
@@ -211,6 +211,7 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
-    # Skipping a block is safe beyond the halo plus one nucleus from any tissue.
-    reach = tuple(h + math.ceil(diameter / v) + 1 for h, v in zip(halo, volume.voxel_size))
+    # A block's labels and maps depend on the image within its halo; half a nucleus more covers a
+    # nucleus whose edge the low-resolution tissue estimate misses. Farther from tissue, skipping is exact.
+    reach = tuple(h + math.ceil(diameter / 2 / v) + 1 for h, v in zip(halo, volume.voxel_size))
     return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate, reach, decoder, stitch)

@@ -4,7 +4,7 @@ A whole organ fills about half of its bounding box; the rest is dark camera
 noise. Blocks far from any tissue are never read at level 0 nor predicted::
 
     coarse level ──► mean over one nucleus ──► threshold (noise floor of the whole level) ──► tissue
-    tissue ──► dilated by halo + nucleus reach (in coarse voxels) ──► margin
+    tissue ──► dilated by halo + half a nucleus (in coarse voxels) ──► margin
     block active  ⇔  its write ROI meets tissue or margin
 
 The coarse level is first averaged over one nucleus (where its voxels are
@@ -13,7 +13,7 @@ about half its contrast. The threshold then sits above the empty space's
 noise, far below any nucleus: ``t = p1 + min(8 sigma, (otsu - p1) / 4)``, where
 ``p1`` is the 1st percentile of the averaged level, ``sigma`` its noise from the
 1st-5th percentile spread, and ``otsu`` its Otsu threshold. A run without skipping finds nothing in a
-skipped block: its read ROI lies farther than the halo plus one nucleus from
+skipped block: its read ROI lies farther than the halo plus half a nucleus from
 anything brighter than the noise floor.
 """
 
@@ -92,7 +92,7 @@ def estimate_tissue(
     """The tissue mask and active blocks of ``grid``; None where no level is small enough to read whole.
 
     ``reach`` is how far (voxels, per axis) an object in a block may depend
-    on the image: the halo plus one nucleus. ``nucleus`` is a nucleus
+    on the image: the halo plus half a nucleus. ``nucleus`` is a nucleus
     diameter in voxels per axis.
     """
     level = _coarse_level(volume)

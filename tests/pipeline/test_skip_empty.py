@@ -102,3 +102,18 @@ def test_skipped_blocks_are_never_read_without_an_image_copy(edge_volume, tmp_pa
     cores = Grid(grid.volume_shape, grid.block_shape, Halo.of(0))
     last = [b.write_roi for b in cores.blocks() if b.write_roi.offset[0] >= SHAPE[0] - 16]  # skipped: far from tissue
     assert reads and not any(not r.intersect(w).empty for r in reads for w in last)
+
+
+def test_a_volume_with_nuclei_in_one_octant_skips_most_blocks(tmp_path) -> None:
+    shape = (64, 128, 128)
+    axes = [np.arange(6, s // 2 - 4, 11) for s in shape]  # nuclei in the low octant only
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3).astype(float)
+    image, _ = balls_volume(shape, centres, 4.0, noise=0.03, seed=2)
+    write_image(tmp_path / "octant.zarr", image, chunk_shape=(16, 32, 32))
+    kw = dict(scheduler="sync", predictor="classical", diameter_um=8.0, block_shape=(16, 32, 32),
+              output_mode="labels-only")
+    on = segment(str(tmp_path / "octant.zarr"), str(tmp_path / "on.zarr"), **kw)
+    off = segment(str(tmp_path / "octant.zarr"), str(tmp_path / "off.zarr"), skip_empty=False, **kw)
+    assert on.n_skipped >= 0.4 * on.n_blocks  # 7/8 empty, less the margin (halo + half a nucleus) around the octant
+    assert on.n_objects == off.n_objects == len(centres)
+    assert np.array_equal(open_volume(on.labels_url).read_level(0), open_volume(off.labels_url).read_level(0))
