@@ -86,12 +86,14 @@ def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any
     block = _block_predict(image, diameter) if spec is None else None
     res = segment(str(src), str(work / "sync.zarr"), scheduler="sync", predictor_spec=spec, **common)
     out["process"] = (res.timings, block)
+    _partial("process", res.timings, block)
     with open_client("local", n_workers=workers, threads_per_worker=1, memory_limit="auto", task_threads=1) as client:
         warm = _warm(client)
         res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
         inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
         settings = next(iter(client.run(worker_settings).values()))
     out["cluster"] = (res.timings, inner)
+    _partial("cluster", res.timings, inner)
     print(f"#   bigseg workers (imports {warm:.1f}s, not counted): {settings}")
     cluster, client = _before_cluster(workers)
     with cluster, client:
@@ -99,7 +101,14 @@ def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any
         res = segment(str(src), str(work / "before.zarr"), client=client, predictor_spec=spec, **common)
         inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
     out["before"] = (res.timings, inner)
+    _partial("before", res.timings, inner)
     return out
+
+
+def _partial(name: str, timings: dict[str, float], block: Any) -> None:
+    """Each run's figures as soon as it ends (a long run cut short still leaves them)."""
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in timings.items())
+    print(f"#   {name}: {stages}; whole {sum(timings.values()):.2f}s; one-block predict {block}", flush=True)
 
 
 def _report(title: str, runs: dict[str, Run], workers: int, n_blocks: int) -> None:
