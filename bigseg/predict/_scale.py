@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from bigseg.errors import InputError
 from bigseg.tiling import parse_triple
 
 __all__ = ["ScaleMap"]
