@@ -12,7 +12,13 @@ from bigseg.diameter._estimate import (
     estimate_diameter,
     estimate_volume_diameter,
 )
-from bigseg.diameter._log import AmbiguousDiameterError, BlobScale, LogDiameterEstimate, log_diameter
+from bigseg.diameter._log import (
+    AmbiguousDiameterError,
+    BlobScale,
+    LogDiameterEstimate,
+    log_diameter,
+    volume_log_diameter,
+)
 
 __all__ = [
     "AmbiguousDiameterError",
@@ -24,4 +30,5 @@ __all__ = [
     "estimate_diameter",
     "estimate_volume_diameter",
     "log_diameter",
+    "volume_log_diameter",
 ]

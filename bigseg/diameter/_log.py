@@ -37,8 +37,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
+from bigseg.io import Levels, Volume, crop_box, crop_centres, volume_levels
 
-__all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter"]
+__all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter", "volume_log_diameter"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,16 @@ _GATE = 0.3
 
 
 class AmbiguousDiameterError(InputError):
-    """The image does not show one clear nucleus size; ``candidates`` lists what it shows (µm)."""
+    """The image does not show one clear nucleus size; ``candidates`` lists what it shows (µm).
 
-    def __init__(self, message: str, candidates: tuple[float, ...] = ()) -> None:
+    ``too_fine`` is True where the strongest structure sat at the finest scale
+    examined (a finer resolution level may show it).
+    """
+
+    def __init__(self, message: str, candidates: tuple[float, ...] = (), *, too_fine: bool = False) -> None:
         super().__init__(message)
         self.candidates = candidates
+        self.too_fine = too_fine
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +332,7 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
             f"{work_um:.3g} µm): noise, or nuclei too small for this resolution. Candidates: {listing}. "
             "Pass --diameter UM",
             tuple(m.diameter_um for m in modes),
+            too_fine=True,
         )
     rivals = [m for m in modes[1:] if m.weight >= _MODE_SHARE * modes[0].weight and m.n_blobs >= _MIN_RIVAL
               and m.diameter_um >= 1.15 * finest]
@@ -339,3 +346,45 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
     logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s; %.1fs)", est.diameter_um,
                 est.n_blobs, listing, seconds)
     return est
+
+
+# A read for the estimate holds at most this many voxels.
+_READ_VOXELS = 2**22
+
+
+def _level_image(levels: Levels, level: int) -> tuple[np.ndarray, Size3]:
+    """Level ``level`` whole where it fits the read budget, else its box of that many voxels
+    around the brightest region of the image."""
+    shape, voxel = levels.shapes[level], levels.voxel_sizes[level]
+    if math.prod(shape) <= _READ_VOXELS:
+        return levels.read(level, tuple(slice(0, s) for s in shape)), voxel
+    side_vox = int(_READ_VOXELS ** (1 / 3))
+    side = tuple(min(s, side_vox) * v for s, v in zip(shape, voxel))
+    centre = crop_centres(levels, 1)[0]
+    lo, hi = crop_box(centre, side, levels.extent_um)  # type: ignore[arg-type]
+    sl = tuple(slice(int(a / v), max(int(a / v) + 1, min(n, int(round(b / v)))))
+               for a, b, v, n in zip(lo, hi, voxel, shape))
+    return levels.read(level, sl), voxel
+
+
+def volume_log_diameter(volume: Volume) -> LogDiameterEstimate:
+    """:func:`log_diameter` of a stored volume, read at a coarse pyramid level.
+
+    Starts at the finest level of at most ``_READ_VOXELS`` voxels (read whole;
+    without such a level, a box of the coarsest one around the brightest
+    region) and moves one level finer while the strongest structure sits at
+    the finest scale that level can show (small nuclei in a coarse level).
+    """
+    levels = volume_levels(volume)
+    sizes = [math.prod(s) for s in levels.shapes]
+    small = [i for i, n in enumerate(sizes) if n <= _READ_VOXELS]
+    level = small[0] if small else len(sizes) - 1
+    while True:
+        image, voxel = _level_image(levels, level)
+        try:
+            return log_diameter(image, voxel)
+        except AmbiguousDiameterError as exc:
+            if not exc.too_fine or level == 0:
+                raise
+            logger.info("diameter: structure at the finest scale of level %d; trying level %d", level, level - 1)
+            level -= 1
