@@ -358,8 +358,14 @@ def _level_image(levels: Levels, level: int) -> tuple[np.ndarray, Size3]:
     shape, voxel = levels.shapes[level], levels.voxel_sizes[level]
     if math.prod(shape) <= _READ_VOXELS:
         return levels.read(level, tuple(slice(0, s) for s in shape)), voxel
-    side_vox = int(_READ_VOXELS ** (1 / 3))
-    side = tuple(min(s, side_vox) * v for s, v in zip(shape, voxel))
+    # A box of the budget's volume: axes shorter than a cube's side are read whole, the rest share what is left.
+    side_vox = [0, 0, 0]
+    left, free = float(_READ_VOXELS), [0, 1, 2]
+    for ax in sorted(range(3), key=lambda a: shape[a]):
+        side_vox[ax] = min(shape[ax], int((left ** (1 / len(free)))))
+        left /= max(side_vox[ax], 1)
+        free.remove(ax)
+    side = tuple(n * v for n, v in zip(side_vox, voxel))
     centre = crop_centres(levels, 1)[0]
     lo, hi = crop_box(centre, side, levels.extent_um)  # type: ignore[arg-type]
     sl = tuple(slice(int(a / v), max(int(a / v) + 1, min(n, int(round(b / v)))))
