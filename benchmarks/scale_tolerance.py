@@ -72,7 +72,7 @@ def true_diameter(labels: np.ndarray, voxel: tuple[float, float, float]) -> floa
 
 
 def f1_at(model: str, image: np.ndarray, labels: np.ndarray, voxel: tuple[float, float, float], diameter: float,
-          device: str = "cpu", tta: bool = False, max_upsample: float | None = 2.0) -> dict[str, float]:
+          device: str = "cpu", tta: bool = False, max_upsample: float | None = None) -> dict[str, float]:
     """F1 at IoU 0.5 and 0.75 (border nuclei left out) of ``model`` told ``diameter`` µm."""
     from bigseg.predict import ModelSpec, get_predictor
     from bigseg.train import decode_bcd, score
@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--sizes", action="store_true", help="score at 3, 12 and 30 voxels per diameter instead")
     ap.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-cap", action="store_true", help="no cap on upsampling (bigseg before the 2x cap)")
+    ap.add_argument("--max-upsample", type=float, default=None, help="cap on upsampling per axis (default: none)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -110,7 +110,7 @@ def main() -> None:
             for f in factors:
                 t0 = time.perf_counter()
                 row[f] = f1_at(model, image, labels, voxel, d * f, device=args.device, tta=args.tta,
-                               max_upsample=None if args.no_cap else 2.0)
+                               max_upsample=args.max_upsample)
                 row[f]["seconds"] = round(time.perf_counter() - t0, 2)
             results[model][name] = {"true_diameter_um": d, "scores": row}
             cells = " ".join(f"{row[f]['f1@0.5']:.2f}" for f in factors)

@@ -81,10 +81,11 @@ class ModelSpec:
         patch), ``gaussian`` averages overlapping patches with Gaussian weights.
     max_upsample : float, optional
         Largest enlargement of the data per axis on its way to the model's
-        grid (default 2): nuclei smaller than ``card.diameter_um / 2`` model
-        voxels reach the model smaller than its training size (the shipped
-        model is trained down to 0.3x) instead of costing ``(1 / step)³``
-        model voxels per data voxel. ``None``: no cap.
+        grid, e.g. 2: nuclei smaller than half the model's diameter in voxels
+        then reach the model smaller than its training size instead of costing
+        ``(1 / step)³`` model voxels per data voxel. Default ``None`` (no cap):
+        the shipped ``bcd_unet_synth_v2`` was not trained for the cap and
+        collapses under it on mesoSPIM-like data (``docs/models.md``).
     """
 
     model: str = "default"
@@ -98,7 +99,7 @@ class ModelSpec:
     overlap: float = 0.25
     blend: Blend = "tile"
     threads: int = 1
-    max_upsample: float | None = 2.0
+    max_upsample: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", str(self.model))

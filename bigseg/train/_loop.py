@@ -279,18 +279,19 @@ def train(
     net.cpu().eval()  # the package and the decoding choice are made on the CPU, wherever it trained
     card = _card(cfg, metrics, cfg.steps)
     if cfg.tune_decoding:
-        card = _tune_decoding(net, card, out)
+        card = _tune_decoding(net, card, out, cfg.max_upsample)
     package = save_model_package(net, card, out / "model", overwrite=True)
     return TrainResult(package=package, steps=cfg.steps, metrics=metrics)
 
 
-def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path) -> ModelCard:
+def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path, max_upsample: float | None) -> ModelCard:
     """The card with decoding thresholds chosen on the synthetic selection set."""
     from bigseg.predict import ModelPredictor, ModelSpec
     from bigseg.train._decoding import choose_decoding
 
     def predictor_for(voxel_size: tuple[float, float, float], diameter_um: float) -> ModelPredictor:
-        spec = ModelSpec(model=str(out / "model"), voxel_size=voxel_size, diameter_um=diameter_um)
+        spec = ModelSpec(model=str(out / "model"), voxel_size=voxel_size, diameter_um=diameter_um,
+                         max_upsample=max_upsample)
         return ModelPredictor(net, card, spec=spec)
 
     choice = choose_decoding(predictor_for)
