@@ -97,9 +97,12 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-upsample", type=float, default=None, help="cap on upsampling per axis (default: none)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--only", nargs="+", default=None, help="only these volumes (e.g. mesospim randomised-0)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     vols = size_volumes() if args.sizes else _volumes()
+    if args.only:
+        vols = [v for v in vols if v[0] in args.only]
     factors = [1.0] if args.sizes else args.factors
     results: dict[str, Any] = {}
     for model in args.models:
