@@ -62,6 +62,8 @@ _MODE_SHARE = 0.35
 _MIN_BLOBS = 4
 # ... and a rival population this many.
 _MIN_RIVAL = 6
+# At most this many blobs are pruned (the strongest).
+_MAX_BLOBS = 20000
 # Blobs weaker than this fraction of the 90th percentile of blob responses are left out.
 _GATE = 0.3
 
@@ -298,6 +300,12 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
     """
     t0 = time.perf_counter()
     vs = _validate(image, voxel_size)
+    lo, hi = (float(v) for v in np.percentile(image, [0.1, 99.9]))
+    if not hi > lo:
+        raise AmbiguousDiameterError(
+            f"no nucleus-like structure stands out of the noise: the image (shape {image.shape}) is flat "
+            f"(99.8 % of its voxels equal {lo:g}); the diameter cannot be estimated: pass --diameter UM"
+        )
     work, work_um = _isotropic(image, vs)
     n_sigma = int(math.floor(_PER_OCTAVE * math.log2(max(min(work.shape) / 3.0, 1.0) / _SIGMA0_VOX / math.sqrt(3))))
     if n_sigma < 3:
@@ -307,11 +315,15 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
     sigmas = _SIGMA0_VOX * 2.0 ** (np.arange(n_sigma + 1) / _PER_OCTAVE)
     # White noise of sd s in voxels of volume V has a normalised LoG of sd K s (V / σ³)^½ at scale σ (µm):
     # expressed per working voxel, the noise level to compare with is s (V / w³)^½.
-    noise = _noise_sd(image.astype(np.float32)) * math.sqrt(math.prod(vs) / work_um**3)
+    # (An image without pixel noise, e.g. smooth or quantised, still gets a floor: 1e-4 of its range.)
+    noise = max(_noise_sd(image.astype(np.float32)), 1e-4 * (hi - lo)) * math.sqrt(math.prod(vs) / work_um**3)
     pos, sig, val = _blobs(work, sigmas, noise)
     if len(val):
         strong = val >= _GATE * np.percentile(val, 90)
         pos, sig, val = pos[strong], sig[strong], val[strong]
+    if len(val) > _MAX_BLOBS:  # pruning is quadratic: keep the strongest
+        top = np.argsort(-val)[:_MAX_BLOBS]
+        pos, sig, val = pos[top], sig[top], val[top]
     keep = _prune(pos, sig, val) if len(val) else np.zeros(0, np.intp)
     sig, val = sig[keep], val[keep]
     seconds = time.perf_counter() - t0
