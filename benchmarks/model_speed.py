@@ -18,6 +18,14 @@ pipeline's halo rule (at least the seeds' reach of one diameter). Columns: halo,
 per write-ROI voxel (for ``new`` also the mean over the 8 block positions of a row, since where the
 block falls on the patch grid changes it), seconds per block, µs per write-ROI voxel, and new / old.
 The block is synthetic (``bigseg.synth``, confocal preset). Prints figures only.
+
+``--mesospim`` prints instead the cost per data voxel on mesoSPIM-like data (``mesospim``
+preset: 5 × 5.26 × 5.26 µm voxels, 15 µm nuclei, 3 voxels across) without a cap on
+upsampling (the default: about 4x per axis to the model's 12-voxel nuclei) and with the
+2x-per-axis cap (``ModelSpec.max_upsample=2``), and the cost of flip test-time augmentation
+(``tta``) at the model's scale::
+
+    python benchmarks/model_speed.py --mesospim [--mesospim-shape 32 64 64] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -64,14 +72,64 @@ def _sync(pred: ModelPredictor) -> None:
         torch.cuda.synchronize()
 
 
+def _seconds(pred: ModelPredictor, block: np.ndarray, repeats: int) -> float:
+    """Best wall time of ``pred.predict(block)`` over ``repeats`` runs, after a warm-up."""
+    pred.predict(block[:16, :32, :32])
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(pred)
+        t0 = time.perf_counter()
+        pred.predict(block)
+        _sync(pred)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _cost_rows(args: argparse.Namespace) -> None:
+    """Seconds per data Mvox: mesoSPIM-like data without and with the upsampling cap; TTA off / on."""
+    from bigseg.synth import PRESETS, synthesize
+
+    meso, _ = synthesize(tuple(args.mesospim_shape), preset="mesospim", seed=0, volume_fraction=0.03)
+    lo, hi = np.percentile(meso, [1, 99.8])
+    meso = ((meso.astype(np.float32) - lo) / (hi - lo)).astype(np.float32)
+    voxel = PRESETS["mesospim"].voxel_size
+    print(f"# mesoSPIM-like block {meso.shape} = {meso.size / 1e6:.3f} Mvox of {voxel} µm, nuclei 15 µm; "
+          f"torch {torch.__version__}, {args.threads} CPU thread(s)")
+    print(f"{'case':<30} {'steps (data vox / model vox)':<30} {'model voxels':>12} {'s / data Mvox':>14}")
+    cost = {}
+    for label, cap in (("no cap (default)", None), ("max_upsample 2", 2.0)):
+        pred = default_model_spec(voxel, 15.0, device=args.device, batch_size=args.batch_size, threads=args.threads,
+                                  max_upsample=cap).build()
+        _, n = pred.scale.model_range((0, 0, 0), meso.shape)
+        cost[label] = _seconds(pred, meso, args.repeats) / meso.size * 1e6
+        steps = tuple(round(s, 3) for s in pred.scale.step)
+        print(f"{label:<30} {steps!s:<30} {int(np.prod(n)) / 1e6:>10.2f} M {cost[label]:>14.1f}", flush=True)
+    print(f"{'no cap / cap':<30} {'':<30} {'':>12} {cost['no cap (default)'] / cost['max_upsample 2']:>13.1f}x")
+    block = _image((32, 96, 96))
+    tta = {}
+    for on in (False, True):
+        pred = default_model_spec((1.0, 1.0, 1.0), 12.0, device=args.device, batch_size=args.batch_size,
+                                  threads=args.threads, tta=on).build()
+        tta[on] = _seconds(pred, block, args.repeats) / block.size * 1e6
+        print(f"{'tta ' + ('on' if on else 'off') + ' (model scale)':<30} {'(1, 1, 1)':<30} "
+              f"{block.size / 1e6:>10.2f} M {tta[on]:>14.1f}", flush=True)
+    print(f"{'tta on / off':<30} {'':<30} {'':>12} {tta[True] / tta[False]:>13.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, nargs="+", default=(64, 128, 256))
     ap.add_argument("--threads", type=int, default=1, help="CPU threads of the network (the predictor's default: 1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--mesospim", action="store_true", help="cost per data voxel on mesoSPIM-like data, cap vs none")
+    ap.add_argument("--mesospim-shape", type=int, nargs=3, default=(32, 64, 64))
+    ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.mesospim:
+        _cost_rows(args)
+        return
     pred = default_model_spec((1.0, 1.0, 1.0), 12.0, device=args.device, batch_size=args.batch_size,
                               threads=args.threads).build()
     reach = math.ceil(12.0 / 1.0) + 1  # the seeds' reach (pipeline._plan): one diameter + 1

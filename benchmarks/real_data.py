@@ -37,6 +37,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
+from bigseg.diameter import AmbiguousDiameterError
 from bigseg.evaluate import evaluate
 from bigseg.io import open_group, open_volume
 from bigseg.pipeline import segment
@@ -89,10 +90,19 @@ def main() -> None:
                 stats = truth_stats(truth, voxel, exclude_border=True)
                 diameter = float(stats["median_diameter_um"])
             t0 = time.perf_counter()
-            result = segment(
-                str(raw), f"{tmp}/{name}.zarr", voxel_size=voxel, scheduler="sync", predictor=args.predictor,
-                model=args.model, diameter_um=diameter, block_shape=(128, 256, 256),
-            )
+            try:
+                result = segment(
+                    str(raw), f"{tmp}/{name}.zarr", voxel_size=voxel, scheduler="sync", predictor=args.predictor,
+                    model=args.model, diameter_um=diameter, block_shape=(128, 256, 256),
+                )
+            except AmbiguousDiameterError as exc:
+                # The run refused to guess a diameter: nothing was segmented, scored as F1 0.
+                print(f"{name}: refused: {exc}", flush=True)
+                zero = dict(n_true=int(len(np.unique(truth)) - 1), f1_50=0.0, ap_50=0.0, f1_75=0.0, ap_75=0.0)
+                rows.append(dict(volume=name + " (refused)", diameter_um=float("nan"), n_pred=0, estimate_s=None,
+                                 seconds=time.perf_counter() - t0, aspect_true=z_over_xy(truth, voxel),
+                                 aspect_pred=float("nan"), **{v: dict(zero) for v in ("all", "interior", "region")}))
+                continue
             run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
             estimate = run.get("diameter_estimate")
             region = edt.edt(truth == 0, anisotropy=voxel) <= args.region_um

@@ -38,6 +38,14 @@ def _train(
     augment: str = typer.Option("light", help="Augmentation: none, light or full."),
     name: str = typer.Option("model", help="Model name written to the card."),
     model_diameter: float = typer.Option(12.0, help="Nucleus diameter (µm, at 1 µm voxels) the model is trained at."),
+    scale_range: tuple[float, float] = typer.Option(
+        (0.3, 1.7), help="Synthetic nuclei LO..HI times the model diameter (scale robustness)."
+    ),
+    anisotropy_range: tuple[float, float] = typer.Option(
+        (1.0, 6.0), help="Simulated z step LO..HI times the x-y voxel (blur, subsample, interpolate back)."
+    ),
+    max_upsample: float = typer.Option(2.0, help="Largest enlargement per axis of preset volumes (as inference)."),
+    device: str = typer.Option("cpu", help="Where the network trains: cpu, cuda or cuda:N."),
     workers: int = typer.Option(1, help="Processes preparing batches (0: in the training process)."),
     threads: int = typer.Option(1, help="Torch threads of the training process."),
     val_every: int = typer.Option(250, help="Steps between validations."),
@@ -90,7 +98,8 @@ def _train(
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
         infer_patch_size=infer_patch_size, preset_fraction=preset_fraction, refresh_every=refresh_every,
-        init=init, tune_decoding=tune_decoding, command=_command_line(ctx),
+        init=init, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
+        max_upsample=max_upsample, device=device, command=_command_line(ctx),
     )
 
     def show(row: dict) -> None:

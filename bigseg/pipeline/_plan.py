@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bigseg.config import SegmentConfig
 from bigseg.decode import DECODERS, DecodeParams, Decoder, make_decoder
-from bigseg.diameter import DiameterEstimate, estimate_volume_diameter
+from bigseg.diameter import LogDiameterEstimate, volume_log_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
 from bigseg.predict import (
@@ -40,7 +40,7 @@ class Plan:
     normalization: Normalization | None
     params: DecodeParams
     diameter_um: float
-    diameter_estimate: DiameterEstimate | None = None
+    diameter_estimate: LogDiameterEstimate | None = None
     #: Voxels (per axis) within which an object depends on the image: halo plus half a nucleus.
     reach: tuple[int, ...] = (0, 0, 0)
     decoder: Decoder = Decoder()
@@ -100,35 +100,24 @@ def plan_decoder(
     return decoder, stitch
 
 
-def _resolve_diameter(
-    cfg: SegmentConfig, volume: Volume
-) -> tuple[SegmentConfig, DiameterEstimate | None, Normalization | None]:
+def _resolve_diameter(cfg: SegmentConfig, volume: Volume) -> tuple[SegmentConfig, LogDiameterEstimate | None]:
     """The config with its diameter estimated from the image where it asks for that, once, in the driver.
 
-    ``"auto"`` estimates; so does a model run given no diameter, which falls back to
-    the model's training diameter (with a warning) when the image shows no nuclei.
-    The classical predictor's ``auto`` asks the default model, which ships with bigseg.
-    Also returns the model's normalisation when it is the run's own (a model run), so
-    that it is estimated once.
+    ``"auto"`` estimates, and so does a model run given no diameter: scale-normalised
+    LoG scale selection on a coarse pyramid level (:func:`bigseg.diameter.volume_log_diameter`),
+    which depends on no model. Where the image shows no clear nucleus size (pure noise, two
+    populations of different sizes) it stops with :class:`bigseg.diameter.AmbiguousDiameterError`
+    listing the candidates and asking for ``--diameter``: it never guesses.
     """
     explicit = cfg.diameter_um == "auto"
     if not explicit and not (cfg.diameter_um is None and cfg.predictor == "model"):
-        return cfg, None, None
-    model = (cfg.model or "default") if cfg.predictor == "model" else DEFAULT_MODEL
-    card = load_model_package(model).card
-    norm = estimate_normalization(volume, percentiles=card.input.percentiles)
-    own = norm if cfg.predictor == "model" else None
-    try:
-        estimate = estimate_volume_diameter(volume, norm, model=model, device=cfg.device)
-    except InputError as exc:
-        if explicit:
-            raise
-        logger.warning("no nucleus diameter given and none could be estimated (%s); assuming the model's %.3g µm. "
-                       "Pass --diameter UM", exc, card.diameter_um)
-        return cfg, None, own
-    logger.info("diameter %s: %.2f µm (model %s, %.1fs)", "'auto'" if explicit else "not given, estimated",
-                estimate.diameter_um, model, estimate.seconds)
-    return cfg.model_copy(update={"diameter_um": estimate.diameter_um}), estimate, own
+        return cfg, None
+    estimate = volume_log_diameter(volume)
+    logger.info("diameter %s: %.3g µm from LoG scale selection (%d blobs; %s; %.1fs)",
+                "'auto'" if explicit else "not given, estimated", estimate.diameter_um, estimate.n_blobs,
+                ", ".join(f"{m.diameter_um:.3g} µm x{m.n_blobs} ({m.weight:.0%})" for m in estimate.modes),
+                estimate.seconds)
+    return cfg.model_copy(update={"diameter_um": estimate.diameter_um}), estimate
 
 
 def _predictor(
@@ -180,7 +169,7 @@ def _given_predictor(
 ) -> tuple[SegmentConfig, PredictorSpec, Normalization, DecodeParams, float]:
     """A predictor given by the caller: the config's diameter (or the default); a model's own
     normalisation and thresholds, default ones for others."""
-    cfg, _, _ = _resolve_diameter(cfg.model_copy(update={"predictor": "classical"}), volume)
+    cfg, _ = _resolve_diameter(cfg.model_copy(update={"predictor": "classical"}), volume)
     diameter = cfg.diameter_um if isinstance(cfg.diameter_um, float) else DEFAULT_DIAMETER_UM
     if isinstance(spec, ModelSpec):
         card = load_model_package(spec.model).card
@@ -203,8 +192,8 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
     if predictor is not None:
         cfg, spec, norm, defaults, diameter = _given_predictor(cfg, volume, predictor)
     else:
-        cfg, estimate, model_norm = _resolve_diameter(cfg, volume)
-        spec, norm, defaults, diameter = _predictor(cfg, volume, model_norm)
+        cfg, estimate = _resolve_diameter(cfg, volume)
+        spec, norm, defaults, diameter = _predictor(cfg, volume)
     params = decode_params(cfg, defaults, diameter)
     decoder, stitch = plan_decoder(cfg, _default_decoder(spec), diameter, volume.voxel_size)
     halo = _halo(cfg, spec, diameter, volume.voxel_size, decoder)

@@ -79,6 +79,13 @@ class ModelSpec:
         How patches combine (see :mod:`bigseg.predict._patches`): ``tile``
         keeps each patch's centre (the borders it drops are ``overlap / 2`` of the
         patch), ``gaussian`` averages overlapping patches with Gaussian weights.
+    max_upsample : float, optional
+        Largest enlargement of the data per axis on its way to the model's
+        grid, e.g. 2: nuclei smaller than half the model's diameter in voxels
+        then reach the model smaller than its training size instead of costing
+        ``(1 / step)³`` model voxels per data voxel. Default ``None`` (no cap):
+        the shipped ``bcd_unet_synth_v2`` was not trained for the cap and
+        collapses under it on mesoSPIM-like data (``docs/models.md``).
     """
 
     model: str = "default"
@@ -92,6 +99,7 @@ class ModelSpec:
     overlap: float = 0.25
     blend: Blend = "tile"
     threads: int = 1
+    max_upsample: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", str(self.model))
@@ -118,6 +126,11 @@ class ModelSpec:
         if self.blend not in ("tile", "gaussian"):
             raise InputError(f"`blend` must be 'tile' or 'gaussian', got {self.blend!r}")
         object.__setattr__(self, "tta", bool(self.tta))
+        if self.max_upsample is not None:
+            m = float(self.max_upsample)
+            if not (math.isfinite(m) and m >= 1):
+                raise InputError(f"`max_upsample` must be >= 1 (or None for no cap), got {self.max_upsample}")
+            object.__setattr__(self, "max_upsample", m)
 
     def build(self) -> ModelPredictor:
         """Load the package and make the predictor (use ``get_predictor`` to cache it)."""
@@ -173,7 +186,8 @@ class ModelPredictor:
             torch.backends.cudnn.deterministic = True
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.scale = ScaleMap.between(
-            spec.voxel_size, card.voxel_size, data_diameter=spec.diameter_um, model_diameter=card.diameter_um
+            spec.voxel_size, card.voxel_size, data_diameter=spec.diameter_um, model_diameter=card.diameter_um,
+            max_upsample=spec.max_upsample,
         )
         self.divisor = patch_divisor(card.architecture, card.architecture_kwargs)
         self.patch_size = spec.patch_size or card.patch_size

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from bigseg.errors import InputError
 from bigseg.tiling import parse_triple
 
 __all__ = ["ScaleMap"]
@@ -82,14 +83,24 @@ class ScaleMap:
         *,
         data_diameter: float | None = None,
         model_diameter: float,
+        max_upsample: float | None = None,
     ) -> ScaleMap:
         """Scale that brings nuclei of ``data_diameter`` µm to the model's size in voxels.
 
         Without ``data_diameter`` the nuclei are assumed to be as large (µm) as
         the model's training nuclei, and only the voxel sizes are matched.
+        ``max_upsample`` caps the enlargement per axis (``step >= 1 /
+        max_upsample``): small nuclei then reach the model smaller than its
+        training diameter instead of costing ``(1 / step)³`` model voxels per
+        data voxel.
         """
         ratio = 1.0 if data_diameter is None else data_diameter / model_diameter
-        return cls(tuple(ratio * m / d for m, d in zip(model_voxel_size, data_voxel_size)))  # type: ignore[arg-type]
+        steps = [ratio * m / d for m, d in zip(model_voxel_size, data_voxel_size)]
+        if max_upsample is not None:
+            if not (math.isfinite(max_upsample) and max_upsample >= 1):
+                raise InputError(f"`max_upsample` must be a finite number >= 1, got {max_upsample}")
+            steps = [max(s, 1.0 / max_upsample) for s in steps]
+        return cls(tuple(steps))  # type: ignore[arg-type]
 
     @property
     def is_identity(self) -> bool:

@@ -14,7 +14,6 @@ from bigseg.train._loop import TrainResult, train
 from bigseg.train._losses import LOSSES, dice_3dcellseg, make_loss
 from bigseg.train._ncuts import soft_ncuts
 from bigseg.train._wnet import ArraySource, choose_foreground, train_wnet
-from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
 from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
 from bigseg.train._validate import decode_bcd, score
 
@@ -28,7 +27,6 @@ __all__ = [
     "DecodingChoice",
     "LabelledPair",
     "LabelledVolume",
-    "RandomNucleiConfig",
     "SelectionVolume",
     "SyntheticPool",
     "TrainConfig",
@@ -41,7 +39,6 @@ __all__ = [
     "decode_bcd",
     "dice_3dcellseg",
     "make_loss",
-    "random_nuclei",
     "score",
     "selection_volumes",
     "soft_ncuts",

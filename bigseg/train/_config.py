@@ -53,6 +53,13 @@ class TrainConfig:
     (fine-tuning); its architecture, head and scale must be the run's.
     ``tune_decoding`` chooses the card's decoding thresholds on synthetic
     volumes at the end (:func:`bigseg.train.choose_decoding`).
+
+    Scale robustness: domain-randomised nuclei are ``scale_range`` times the
+    model's diameter (log-uniform), their z degraded by a factor drawn from
+    ``anisotropy_range``; preset volumes are brought to the model's scale
+    with a diameter guess off by 0.6-1.6x and at most ``max_upsample``
+    enlargement per axis, as inference does. ``device`` is where the network
+    trains (``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
     """
 
     out: str
@@ -75,6 +82,9 @@ class TrainConfig:
     augment: AugmentLevel = "light"
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     diameter_um: float = 12.0
+    scale_range: tuple[float, float] = (0.3, 1.7)
+    anisotropy_range: tuple[float, float] = (1.0, 6.0)
+    max_upsample: float = 2.0
     pool_size: int = 16
     pool_volume: tuple[int, int, int] = (80, 80, 80)
     refresh_every: int = 4
@@ -89,6 +99,7 @@ class TrainConfig:
     halo: tuple[int, int, int] = (16, 16, 16)
     init: str | None = None
     tune_decoding: bool = True
+    device: str = "cpu"
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -127,6 +138,14 @@ class TrainConfig:
         for name in ("synthetic_fraction", "preset_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"`{name}` must be in [0, 1], got {getattr(self, name)}")
+        for name in ("scale_range", "anisotropy_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise InputError(f"`{name}` must be (low, high) with 0 < low <= high, got {(lo, hi)}")
+        if not (math.isfinite(self.max_upsample) and self.max_upsample >= 1):
+            raise InputError(f"`max_upsample` must be >= 1, got {self.max_upsample}")
+        if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
+            raise InputError(f"`device` must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r} (CLI: --device)")
         if self.augment not in ("none", "light", "full"):
             raise InputError(f"`augment` must be 'none', 'light' or 'full', got {self.augment!r} (CLI: --augment)")
 
@@ -156,7 +175,8 @@ class TrainConfig:
             d["voxel_size"] = d.pop("voxel_size_um")
         d["pairs"] = tuple(LabelledPair(**p) if isinstance(p, dict) else p for p in d.get("pairs", ()))
         d["images"] = tuple(UnlabelledImage(**p) if isinstance(p, dict) else p for p in d.get("images", ()))
-        for key in ("patch_size", "voxel_size", "pool_volume", "infer_patch_size", "halo", "val_shape"):
+        for key in ("patch_size", "voxel_size", "pool_volume", "infer_patch_size", "halo", "val_shape",
+                    "scale_range", "anisotropy_range"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

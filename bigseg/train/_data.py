@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from bigseg.errors import InputError
-from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
+from bigseg.synth._randomized import RandomNucleiConfig, random_nuclei
 
 __all__ = ["LabelledVolume", "PatchSource", "PatchVolume", "SyntheticPool", "VolumeSource", "random_crop"]
 
@@ -69,8 +69,8 @@ class SyntheticPool:
         Share of volumes drawn from ``bigseg.synth`` presets (rendered at the
         preset's voxel size, then rescaled to the model's) instead of
         :func:`random_nuclei`.
-    model_voxel_size, model_diameter
-        The model's scale, for preset volumes.
+    model_voxel_size, model_diameter, max_upsample
+        The model's scale, and the cap on enlargement per axis, for preset volumes.
     """
 
     seed: int
@@ -81,6 +81,7 @@ class SyntheticPool:
     preset_fraction: float = 0.0
     model_voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     model_diameter: float = 12.0
+    max_upsample: float | None = None
     _slots: dict[int, tuple[int, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +106,7 @@ class SyntheticPool:
             from bigseg.train._presets import preset_volume
 
             return preset_volume(rng, self.volume_shape, model_voxel_size=self.model_voxel_size,
-                                 model_diameter=self.model_diameter)
+                                 model_diameter=self.model_diameter, max_upsample=self.max_upsample)
         return random_nuclei(self.volume_shape, seed=rng, config=self.config)
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int, int], step: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ import numpy as np
 from bigseg.decode import DecodeParams
 from bigseg.errors import InputError
 from bigseg.predict import ModelPredictor
-from bigseg.train._randomized import random_nuclei
+from bigseg.synth._randomized import random_nuclei
 from bigseg.train._validate import decode_bcd, score
 
 __all__ = ["DEFAULT_GRID", "DecodingChoice", "SelectionVolume", "choose_decoding", "selection_volumes"]
@@ -78,7 +78,7 @@ class DecodingChoice:
 def selection_volumes() -> list[SelectionVolume]:
     """The default selection set, never real data.
 
-    Four domain-randomised volumes (:func:`bigseg.train.random_nuclei`, 64³ voxels of 1 µm,
+    Four domain-randomised volumes (:func:`bigseg.synth.random_nuclei`, 64³ voxels of 1 µm,
     nuclei ~12 µm, seeds ``(7, i)``, apart from training and validation draws) and four
     ``bigseg.synth`` volumes at their presets' voxel sizes (seeds 100–103), on which a
     good model scores near 1 for many settings.

@@ -46,7 +46,7 @@ from bigseg.train._config import TrainConfig
 from bigseg.train._curves import append_rows, plot_curves, truncate_rows
 from bigseg.train._data import PatchSource, SyntheticPool, VolumeSource
 from bigseg.train._losses import make_loss
-from bigseg.train._randomized import RandomNucleiConfig, random_nuclei
+from bigseg.synth._randomized import RandomNucleiConfig, random_nuclei
 from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
 from bigseg.train._validate import decode_bcd, score
 
@@ -72,7 +72,7 @@ class _Batches(torch.utils.data.Dataset):
     def __init__(self, cfg: TrainConfig, volumes: VolumeSource | None) -> None:
         self.cfg = cfg
         self.volumes = volumes
-        self.synth_cfg = RandomNucleiConfig(diameter=cfg.diameter_um / (sum(cfg.voxel_size) / 3))
+        self.synth_cfg = _training_nuclei(cfg)
         self.pool: SyntheticPool | None = None
         self.augment = Augmenter(cfg.augment)  # type: ignore[arg-type]
 
@@ -87,7 +87,7 @@ class _Batches(torch.utils.data.Dataset):
                 self.pool = SyntheticPool(
                     cfg.seed, cfg.pool_volume, cfg.pool_size, cfg.refresh_every, self.synth_cfg,
                     preset_fraction=cfg.preset_fraction, model_voxel_size=cfg.voxel_size,
-                    model_diameter=cfg.diameter_um,
+                    model_diameter=cfg.diameter_um, max_upsample=cfg.max_upsample,
                 )
             return self.pool
         assert self.volumes is not None  # config validation guarantees a source
@@ -107,6 +107,15 @@ class _Batches(torch.utils.data.Dataset):
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+def _training_nuclei(cfg: TrainConfig) -> RandomNucleiConfig:
+    """Domain-randomised draws for training: sizes over ``cfg.scale_range``, z degraded over
+    ``cfg.anisotropy_range``, and nuclei squashed in z (down to 0.4) as capped z upsampling leaves them."""
+    return RandomNucleiConfig(
+        diameter=cfg.diameter_um / (sum(cfg.voxel_size) / 3), diameter_range=cfg.scale_range,
+        anisotropy_range=cfg.anisotropy_range, p_anisotropy=0.6, z_scale_range=(0.4, 1.7), p_z_scale=0.4,
+    )
+
+
 def _schedule(step: int, total: int, warmup: int) -> float:
     """Linear warm-up, then cosine decay to 2% of the peak learning rate."""
     if step < warmup:
@@ -124,10 +133,13 @@ def _validation_set(cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
 def _validate(net: torch.nn.Module, cfg: TrainConfig, val_set: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     net.eval()
     scores: list[dict[str, float]] = []
+    device = next(net.parameters()).device
     for image, labels in val_set:
-        maps = sliding_window(
-            image, lambda x: activate(net(x), cfg.head), patch_size=cfg.infer_patch_size, batch_size=2
-        )
+        with torch.no_grad():
+            maps = sliding_window(
+                image, lambda x: activate(net(x), cfg.head), patch_size=cfg.infer_patch_size, batch_size=2,
+                device=device,
+            )
         if cfg.head == "semantic":
             maps = semantic_to_bcd(maps[0], DISTANCE_ALPHA)
         # Nuclei cut by the volume's faces are fragments in the truth: leave them out of the score.
@@ -210,18 +222,21 @@ def train(
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n")
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
+    device = _training_device(cfg.device)
     if volumes is None and cfg.pairs:
         from bigseg.train._volumes import load_pair
 
         volumes = VolumeSource(tuple(load_pair(p, model_voxel_size=cfg.voxel_size, model_diameter=cfg.diameter_um)
                                      for p in cfg.pairs))
     net = build_network(cfg.architecture, cfg.head, cfg.architecture_kwargs)
+    resuming = resume and (out / "checkpoint.pt").is_file()
+    if cfg.init and not resuming:
+        _initialise(net, cfg)
+    net.to(device)  # before the optimizer, so its state lives on the same device
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = max(1, min(200, cfg.steps // 20))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg.steps, warmup))
-    start = _resume(out / "checkpoint.pt", net, opt, sched) if resume else 0
-    if start == 0 and cfg.init:
-        _initialise(net, cfg)
+    start = _resume(out / "checkpoint.pt", net, opt, sched, device) if resume else 0
     for name in ("loss.csv", "val.csv"):
         (out / name).unlink(missing_ok=True) if start == 0 else truncate_rows(out / name, start)
     loss_fn = make_loss(cfg.loss, cfg.head)
@@ -235,6 +250,7 @@ def train(
     net.train()
     step = start
     for step, (x, y) in enumerate(loader, start=start):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss, parts = loss_fn(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -260,21 +276,22 @@ def train(
             plot_curves(out / "loss.csv", out / "val.csv", out / "curves.png")
     if not metrics:  # resumed from a finished run: nothing trained, score what is there
         metrics = _validate(net, cfg, val_set)
-    net.eval()
+    net.cpu().eval()  # the package and the decoding choice are made on the CPU, wherever it trained
     card = _card(cfg, metrics, cfg.steps)
     if cfg.tune_decoding:
-        card = _tune_decoding(net, card, out)
+        card = _tune_decoding(net, card, out, cfg.max_upsample)
     package = save_model_package(net, card, out / "model", overwrite=True)
     return TrainResult(package=package, steps=cfg.steps, metrics=metrics)
 
 
-def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path) -> ModelCard:
+def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path, max_upsample: float | None) -> ModelCard:
     """The card with decoding thresholds chosen on the synthetic selection set."""
     from bigseg.predict import ModelPredictor, ModelSpec
     from bigseg.train._decoding import choose_decoding
 
     def predictor_for(voxel_size: tuple[float, float, float], diameter_um: float) -> ModelPredictor:
-        spec = ModelSpec(model=str(out / "model"), voxel_size=voxel_size, diameter_um=diameter_um)
+        spec = ModelSpec(model=str(out / "model"), voxel_size=voxel_size, diameter_um=diameter_um,
+                         max_upsample=max_upsample)
         return ModelPredictor(net, card, spec=spec)
 
     choice = choose_decoding(predictor_for)
@@ -283,6 +300,13 @@ def _tune_decoding(net: torch.nn.Module, card: ModelCard, out: Path) -> ModelCar
     metrics = {**card.provenance.metrics, "decoding_selection": choice.summary()}
     provenance = card.provenance.model_copy(update={"metrics": metrics})
     return card.model_copy(update={"decoding": decoding, "provenance": provenance})
+
+
+def _training_device(name: str) -> torch.device:
+    """The torch device for ``--device``; a clear error when CUDA was asked for and is missing."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name} was asked for but torch sees no CUDA device; train with --device cpu")
+    return torch.device(name)
 
 
 def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
@@ -308,13 +332,13 @@ def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
     logger.info("starting from the weights of %s (%s)", card.name, loaded.source)
 
 
-def _resume(path: Path, net, opt, sched) -> int:  # type: ignore[no-untyped-def]
+def _resume(path: Path, net, opt, sched, device: torch.device) -> int:  # type: ignore[no-untyped-def]
     if not path.is_file():
         return 0
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location=device, weights_only=False)
     net.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["schedule"])
-    torch.set_rng_state(state["torch_rng"])
+    torch.set_rng_state(state["torch_rng"].cpu())
     logger.info("resuming from %s at step %d", path, state["step"])
     return int(state["step"])

@@ -6,7 +6,9 @@ and resampled to the model's grid by the same :class:`ScaleMap` inference
 uses, so training sees the resampling artefacts real data will show (z
 interpolated up, x-y anti-aliased down). Density and diameter are
 randomised around the preset, and the diameter passed to the scale is off
-by up to ±25%, as a user's estimate would be.
+by a factor of 0.6-1.6 (log-uniform), as an estimate may be; with
+``max_upsample`` small nuclei stay smaller than the model's diameter, as
+inference leaves them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ def preset_volume(
     model_voxel_size: tuple[float, float, float],
     model_diameter: float,
     name: str | None = None,
+    max_upsample: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic volume of ``shape`` model voxels from a random preset.
 
@@ -47,8 +50,9 @@ def preset_volume(
     params = PRESETS[name]
     diameter = params.diameter_um * float(rng.uniform(0.8, 1.25))
     fraction = float(rng.uniform(0.25, 0.5)) if name == "dense" else float(rng.uniform(0.02, 0.3))
-    guess = diameter * float(rng.uniform(0.8, 1.25))  # the user's diameter estimate
-    scale = ScaleMap.between(params.voxel_size, model_voxel_size, data_diameter=guess, model_diameter=model_diameter)
+    guess = diameter * float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))  # the diameter estimate
+    scale = ScaleMap.between(params.voxel_size, model_voxel_size, data_diameter=guess, model_diameter=model_diameter,
+                             max_upsample=max_upsample)
     data_shape = tuple(max(4, int(np.ceil(n * st))) for n, st in zip(shape, scale.step))
     image, labels = synthesize(
         data_shape, preset=name, seed=int(rng.integers(2**31)), diameter_um=diameter, volume_fraction=fraction

@@ -47,16 +47,14 @@ def test_a_model_run_without_a_diameter_estimates_it(confocal, tmp_path, monkeyp
     assert abs(run["diameter_um"] / median - 1) <= 0.25 and run["diameter_estimate"] is not None
 
 
-def test_without_nuclei_an_unset_diameter_falls_back_and_auto_fails(tmp_path, caplog):
+def test_without_nuclei_the_run_refuses_rather_than_guesses(tmp_path):
+    """No diameter and nothing to measure it on: a clear error asking for --diameter, not a fallback."""
     import numpy as np
 
-    from bigseg.errors import InputError
+    from bigseg.diameter import AmbiguousDiameterError
 
     src = tmp_path / "flat.zarr"
     write_image(src, np.full((32, 64, 64), 100, np.uint16))
-    with caplog.at_level("WARNING", logger="bigseg.pipeline._plan"):
-        result = segment(str(src), str(tmp_path / "o.zarr"), scheduler="sync")
-    assert result.n_objects == 0 and "Pass --diameter UM" in caplog.text
-    assert dict(open_group(result.labels_url).attrs)["bigseg"]["run"]["diameter_um"] == 12.0
-    with pytest.raises(InputError, match="--diameter"):
-        segment(str(src), str(tmp_path / "auto.zarr"), scheduler="sync", diameter_um="auto")
+    for diameter in (None, "auto"):
+        with pytest.raises(AmbiguousDiameterError, match=r"stands out of the noise.*pass --diameter UM"):
+            segment(str(src), str(tmp_path / f"o{diameter}.zarr"), scheduler="sync", diameter_um=diameter)

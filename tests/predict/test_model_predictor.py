@@ -68,6 +68,17 @@ def test_scale_between() -> None:
     assert ScaleMap.between((2.0, 1.0, 1.0), (1.0, 1.0, 1.0), model_diameter=12.0).step == (0.5, 1.0, 1.0)
 
 
+def test_scale_between_caps_the_enlargement_per_axis() -> None:
+    # mesoSPIM: 15 µm nuclei in 5 µm voxels would need 4x upsampling; capped at 2x per axis.
+    s = ScaleMap.between((5.0, 5.0, 5.0), (1.0, 1.0, 1.0), data_diameter=15.0, model_diameter=12.0, max_upsample=2.0)
+    assert s.step == pytest.approx((0.5, 0.5, 0.5))
+    # Only the axis that would be enlarged more is capped; shrinking axes keep their step.
+    s = ScaleMap.between((2.0, 0.25, 0.25), (1.0, 1.0, 1.0), data_diameter=6.0, model_diameter=12.0, max_upsample=2.0)
+    assert s.step == pytest.approx((0.5, 2.0, 2.0))
+    with pytest.raises(InputError, match=r"`max_upsample` must be a finite number >= 1, got 0.5"):
+        ScaleMap.between((1.0, 1.0, 1.0), (1.0, 1.0, 1.0), model_diameter=12.0, max_upsample=0.5)
+
+
 def test_predictor_protocol_and_shapes() -> None:
     spec = ModelSpec("x", voxel_size=(2.0, 0.4, 0.4), diameter_um=9.0, device="cpu")
     pred = ModelPredictor(_Pointwise(), _card(halo=4), spec=spec)

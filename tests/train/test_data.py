@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from bigseg.errors import InputError
+from bigseg.synth import RandomNucleiConfig, random_nuclei
 from bigseg.train import (
     Augmenter,
     LabelledVolume,
-    RandomNucleiConfig,
     SyntheticPool,
     VolumeSource,
-    random_nuclei,
 )
 from bigseg.train._data import random_crop
 
@@ -35,11 +34,28 @@ def test_random_nuclei_is_seeded_and_plausible() -> None:
     assert not np.array_equal(a_img, c_img)
 
 
+def test_random_nuclei_z_scale_squashes_nuclei() -> None:
+    """``z_scale_range`` below 1 flattens every nucleus along z (labels), for data left anisotropic."""
+    def extents(cfg: RandomNucleiConfig) -> float:
+        _, lab = random_nuclei((48, 48, 48), seed=3, config=cfg)
+        from scipy import ndimage as ndi
+
+        boxes = [b for b in ndi.find_objects(lab) if b is not None]
+        return float(np.median([(b[0].stop - b[0].start) / (b[2].stop - b[2].start) for b in boxes]))
+
+    base = dict(diameter=10.0, fill_range=(0.1, 0.15), p_anisotropy=0.0)
+    flat = extents(RandomNucleiConfig(**base, z_scale_range=(0.4, 0.4), p_z_scale=1.0))  # type: ignore[arg-type]
+    round_ = extents(RandomNucleiConfig(**base, p_z_scale=0.0))  # type: ignore[arg-type]
+    assert flat < 0.6 < 0.8 < round_
+
+
 def test_config_validation() -> None:
     with pytest.raises(InputError, match=r"`diameter` must be > 1 voxel, got 0.5"):
         RandomNucleiConfig(diameter=0.5)
     with pytest.raises(InputError, match=r"`fill_range` must be \(low, high\).*\(0.5, 0.1\)"):
         RandomNucleiConfig(fill_range=(0.5, 0.1))
+    with pytest.raises(InputError, match=r"`p_z_scale` must be in \[0, 1\], got 2"):
+        RandomNucleiConfig(p_z_scale=2)
 
 
 def test_pool_draws_depend_only_on_seed_and_step() -> None:

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from bigseg.errors import InputError
 from bigseg.predict import load_model_package
-from bigseg.train import LabelledPair, TrainConfig, random_nuclei, train
+from bigseg.synth import random_nuclei
+from bigseg.train import LabelledPair, TrainConfig, train
 
 
 def test_train_writes_curves_checkpoint_and_package(tmp_path: Path, tiny: dict) -> None:
@@ -111,6 +112,28 @@ def test_config_errors() -> None:
         TrainConfig(out="x", patch_size=(20, 48, 48))
     with pytest.raises(InputError, match="unknown architecture 'vnet'"):
         TrainConfig(out="x", architecture="vnet")
+    with pytest.raises(InputError, match=r"`scale_range` must be \(low, high\) with 0 < low <= high, got \(1.5, 0.5\)"):
+        TrainConfig(out="x", scale_range=(1.5, 0.5))
+    with pytest.raises(InputError, match=r"`device` must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        TrainConfig(out="x", device="gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where no CUDA device is present")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path, tiny: dict) -> None:
+    with pytest.raises(InputError, match=r"--device cuda was asked for but torch sees no CUDA device"):
+        train(TrainConfig(out=str(tmp_path / "run"), steps=1, device="cuda", **tiny))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_on_cuda_writes_a_cpu_package(tmp_path: Path, tiny: dict) -> None:
+    result = train(TrainConfig(out=str(tmp_path / "run"), steps=2, val_every=2, checkpoint_every=2, device="cuda",
+                               **tiny))
+    loaded = load_model_package(result.package)
+    assert all(p.device.type == "cpu" for p in loaded.network.parameters())
+    resumed = train(TrainConfig(out=str(tmp_path / "run"), steps=3, val_every=3, checkpoint_every=3, device="cuda",
+                                **tiny))
+    assert resumed.steps == 3
 
 
 def test_cli_train(tmp_path: Path, tiny: dict) -> None:

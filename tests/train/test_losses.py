@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from bigseg.errors import InputError
+from bigseg.synth import RandomNucleiConfig, random_nuclei
 from bigseg.predict import build_network
 from bigseg.train import (
     LOSSES,
-    RandomNucleiConfig,
     bcd_targets,
     dice_3dcellseg,
     make_loss,
-    random_nuclei,
 )
 
 

@@ -12,7 +12,8 @@ import zarr
 
 from bigseg.errors import InputError, VolumeNotFoundError
 from bigseg.predict import ScaleMap
-from bigseg.train import LabelledPair, random_nuclei
+from bigseg.synth import random_nuclei
+from bigseg.train import LabelledPair
 from bigseg.train._volumes import load_pair, resample_labels
 
 

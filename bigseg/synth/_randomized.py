@@ -1,14 +1,17 @@
-"""Domain-randomised synthetic nuclei for training, drawn at the model's scale.
+"""Domain-randomised synthetic nuclei: the generator's mode beside the presets.
 
 Each call draws a fresh ``(image, labels)`` pair whose nuclei are about
-``diameter`` voxels across (jittered), at a random density from sparse to
-touching, with random shapes, textures, point-spread blur, z anisotropy,
-debris, haze and Poisson-Gaussian noise, then percentile-normalised like the
-pipeline normalises a volume. The point is variety (domain randomisation), not
-realism of one microscope: a model trained on it has to rely on shape.
+``diameter`` voxels across (scaled by a factor drawn from ``diameter_range``),
+at a random density from sparse to touching, with random shapes, z squash or
+stretch, textures, point-spread blur, z anisotropy, debris, haze and
+Poisson-Gaussian noise, then percentile-normalised like the pipeline
+normalises a volume. The point is variety (domain randomisation), not realism
+of one microscope: a model trained on it has to rely on shape.
 
-``bigseg.synth`` makes realistic test volumes; this module makes training
-patches at the model's scale, cheaply enough to draw one per step on a CPU.
+The presets (:func:`bigseg.synth.synthesize`) render one modality block by
+block, the same for any blocking; this mode draws one small volume at once
+(a training draw, cheap enough for one per few steps on a CPU), so it has no
+blocks to agree across. A draw is a pure function of its seed.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class RandomNucleiConfig:
     anisotropy_range : (float, float)
         Factor by which z is degraded (blur + downsample + linear upsample),
         drawn when anisotropy is simulated (probability ``p_anisotropy``).
+    z_scale_range : (float, float)
+        Factor on every nucleus' z axis (labels and image), drawn uniformly
+        with probability ``p_z_scale``: below 1 squashed in z (data whose z
+        step was not fully interpolated away), above 1 stretched (axial blur
+        drawn into the labels).
     """
 
     diameter: float = 12.0
@@ -46,14 +54,19 @@ class RandomNucleiConfig:
     fill_range: tuple[float, float] = (0.01, 0.45)
     anisotropy_range: tuple[float, float] = (1.5, 4.5)
     p_anisotropy: float = 0.5
+    z_scale_range: tuple[float, float] = (1.1, 1.7)
+    p_z_scale: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.diameter > 1:
             raise InputError(f"`diameter` must be > 1 voxel, got {self.diameter}")
-        for name in ("diameter_range", "fill_range", "anisotropy_range"):
+        for name in ("diameter_range", "fill_range", "anisotropy_range", "z_scale_range"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise InputError(f"`{name}` must be (low, high) with 0 < low <= high, got {(lo, hi)}")
+        for name in ("p_anisotropy", "p_z_scale"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InputError(f"`{name}` must be in [0, 1], got {getattr(self, name)}")
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
@@ -84,8 +97,9 @@ def _place_nuclei(rng: np.random.Generator, shape: tuple[int, ...], cfg: RandomN
     big = tuple(s + 2 * pad for s in shape)
     target = fill * np.prod(big)
     irregular = _smooth_noise(rng, big, sigma=mean_d / 4) * rng.uniform(0.0, 0.12)
-    # Some samples have nuclei stretched along z (as labels of z-smeared data often are).
-    z_stretch = rng.uniform(1.1, 1.7) if rng.random() < 0.25 else 1.0
+    # Some samples have nuclei stretched along z (as labels of z-smeared data often are), or squashed.
+    z_stretch = rng.uniform(*cfg.z_scale_range) if rng.random() < cfg.p_z_scale else 1.0
+    to_round = np.array([1.0 / z_stretch, 1.0, 1.0])  # lab frame -> frame where the nuclei are round
     best = np.full(big, 1.0 + 0.3, dtype=np.float32)  # normalised radius of the nearest nucleus
     labels = np.zeros(big, dtype=np.uint32)
     centres: list[np.ndarray] = []
@@ -96,14 +110,13 @@ def _place_nuclei(rng: np.random.Generator, shape: tuple[int, ...], cfg: RandomN
         r = 0.5 * mean_d * rng.uniform(0.8, 1.2)
         c = rng.uniform(0, np.array(big) - 1)
         if centres:
-            dist = np.linalg.norm(np.array(centres) - c, axis=1)
+            dist = np.linalg.norm((np.array(centres) - c) * to_round, axis=1)
             if np.any(dist < min_sep * (np.array(radii) + r)):
                 continue
         axes = r * np.exp(rng.normal(0, 0.15, 3))
         axes *= r / np.prod(axes) ** (1 / 3)
-        axes[0] *= z_stretch
         n += 1
-        _stamp(labels, best, irregular, c, axes, _rotation(rng), n)
+        _stamp(labels, best, irregular, c, axes, _rotation(rng), n, z_stretch)
         centres.append(c)
         radii.append(r)
         volume += 4 / 3 * np.pi * r**3
@@ -111,14 +124,16 @@ def _place_nuclei(rng: np.random.Generator, shape: tuple[int, ...], cfg: RandomN
     return labels[crop]
 
 
-def _stamp(labels, best, irregular, c, axes, rot, n) -> None:  # type: ignore[no-untyped-def]
-    ext = int(np.ceil(axes.max() * 1.3)) + 1
+def _stamp(labels, best, irregular, c, axes, rot, n, z_scale) -> None:  # type: ignore[no-untyped-def]
+    """Write nucleus ``n`` (semi-axes ``axes`` turned by ``rot``, then scaled by ``z_scale`` along z)."""
+    ext = int(np.ceil(axes.max() * 1.3 * max(z_scale, 1.0))) + 1
     lo = np.maximum(np.floor(c).astype(int) - ext, 0)
     hi = np.minimum(np.floor(c).astype(int) + ext + 1, labels.shape)
     if np.any(hi <= lo):
         return
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     grid = np.stack(np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij"), -1) - c
+    grid[..., 0] /= z_scale  # the z scale acts in the volume's frame, after the random orientation
     q = np.linalg.norm((grid @ rot) / axes, axis=-1).astype(np.float32) + irregular[sl]
     win = (q < 1.0) & (q < best[sl])
     labels[sl][win] = n

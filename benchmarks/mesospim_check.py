@@ -1,0 +1,88 @@
+"""`bigseg segment` on the mesoSPIM crop, a picture of three slices with outlines, and an
+independent LoG blob count of the same crop.
+
+Usage::
+
+    python benchmarks/mesospim_check.py --data ../shared/data --png docs/img/mesospim_c5.png
+
+Runs the default command (no diameter: estimated), prints the diameter used, the number of
+objects, and ``skimage.feature.blob_log`` counts of the percentile-normalised crop at a
+few thresholds (blobs 1-4 voxels in sigma), and draws three z slices with our outlines (red)
+and the LoG blobs (cyan circles, radius sqrt(3) sigma) at the middle threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    import tifffile
+
+    from bigseg.io import open_group, open_volume
+    from bigseg.pipeline import segment
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--png", type=Path, default=None)
+    ap.add_argument("--thresholds", type=float, nargs="+", default=(0.05, 0.1, 0.2))
+    args = ap.parse_args()
+    src = args.data / "cellseg3d_mesospim_c5" / "raw.tif"
+    voxel = tuple(json.loads((src.parent / "meta.json").read_text())["voxel_size_um"])
+    image = tifffile.imread(src).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = segment(str(src), f"{tmp}/o.zarr", scheduler="sync", voxel_size=voxel)
+        labels = np.asarray(open_volume(result.labels_url).read_level(0))
+        run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
+    print(f"bigseg segment: diameter {run['diameter_um']:.2f} µm (estimated), {result.n_objects} objects")
+    print(f"diameter evidence: {run.get('diameter_estimate')}")
+    from skimage.feature import blob_log
+
+    lo, hi = np.percentile(image, [1, 99.8])
+    norm = np.clip((image - lo) / (hi - lo), 0, 1)
+    blobs = {}
+    for t in args.thresholds:
+        blobs[t] = blob_log(norm, min_sigma=1.0, max_sigma=4.0, num_sigma=7, threshold=t)
+        inside = sum(labels[tuple(np.clip(b[:3].astype(int), 0, np.array(labels.shape) - 1))] > 0 for b in blobs[t])
+        print(f"LoG blobs (skimage.feature.blob_log, threshold {t}): {len(blobs[t])}; "
+              f"{inside} of them inside one of our objects")
+    if args.png:
+        _draw(norm, labels, blobs[sorted(blobs)[len(blobs) // 2]], args.png)
+        print(f"picture: {args.png}")
+
+
+def _draw(norm: np.ndarray, labels: np.ndarray, blobs: np.ndarray, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from skimage.segmentation import find_boundaries
+
+    zs = [labels.shape[0] // 4, labels.shape[0] // 2, 3 * labels.shape[0] // 4]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    for ax, z in zip(axes, zs):
+        ax.imshow(norm[z], cmap="gray", vmin=0, vmax=0.6)
+        edge = find_boundaries(labels[z], mode="inner")
+        overlay = np.zeros((*edge.shape, 4))
+        overlay[edge] = (1, 0.1, 0.1, 1)
+        ax.imshow(overlay)
+        for b in blobs:
+            if abs(b[0] - z) <= b[3]:
+                ax.add_patch(plt.Circle((b[2], b[1]), np.sqrt(3) * b[3], fill=False, color="cyan", lw=0.6))
+        ax.set_title(f"z = {z}")
+        ax.axis("off")
+    fig.suptitle("cellseg3d_mesospim_c5: bigseg segment (red outlines), LoG blobs (cyan)")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+
+
+if __name__ == "__main__":
+    main()

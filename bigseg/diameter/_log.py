@@ -1,0 +1,408 @@
+"""Nucleus diameter from image evidence alone: scale-normalised LoG scale selection.
+
+A bright blob of radius ``r`` gives the strongest scale-normalised Laplacian-
+of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √3``
+(Lindeberg's scale selection), whatever model later segments it. So::
+
+    image (µm grid) -> isotropic working grid (half the finest voxel, within a budget)
+    -> R_σ for σ on a geometric grid (4 per octave; coarser grids for larger σ)
+    -> blobs: maxima of R over space and scale, 8 noise sd above white noise's response
+    -> largest first: a blob holding two stronger smaller ones is a cluster (dropped);
+       otherwise the smaller blobs inside it (chromatin grains, noise) are dropped
+    -> histogram of the blobs' log diameters, weighted by response x σ³
+    -> one clear mode: diameter = _D_PER_SIGMA · median σ of that mode;
+       two strong modes, too few blobs, or blobs only at the finest scale: refuse
+
+It refuses rather than guesses (:class:`AmbiguousDiameterError`, with the
+candidates and the evidence): the caller asks the user for ``--diameter``.
+All lengths are µm unless named ``_vox``. The constants were set on
+synthetic volumes only (``bigseg.testing.diameter_panel``: every preset and
+the domain-randomised mode, nuclei 2-40 voxels across, z/xy anisotropy 1-8,
+sparse to crowded; ``benchmarks/diameter_panel.py`` prints the table).
+Known limits: dark nuclei on a bright background (the ``em-like`` preset)
+are not handled (the blobs found are the bright neuropil); and where the
+axial point-spread function is as large as the nuclei (mesoSPIM) the blurred
+blobs are measured, 1.2-1.6x the labelled size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from bigseg.errors import InputError
+from bigseg.io import Levels, Volume, crop_box, crop_centres, volume_levels
+
+__all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter", "volume_log_diameter"]
+
+logger = logging.getLogger(__name__)
+
+Size3 = tuple[float, float, float]
+
+# Voxels of the isotropic working grid (the image is resampled to at most this many).
+_WORK_VOXELS = 2**21
+# Scales per octave, and the smallest scale in working voxels (a blob ~2.4 voxels across).
+_PER_OCTAVE = 4
+_SIGMA0_VOX = 0.7
+# A blob must stand this many noise standard deviations above the noise's response.
+_MIN_SIGNIFICANCE = 8.0
+# Diameter of the equivalent sphere per selected σ (calibrated on synthetic volumes).
+_D_PER_SIGMA = 3.0
+# Two modes of the size histogram at least this factor apart, the weaker holding at least
+# this share of the stronger's weight, are two populations: ambiguous.
+_MODE_FACTOR = 1.8
+_MODE_SHARE = 0.35
+# At least this many blobs are needed to speak of a typical size.
+_MIN_BLOBS = 4
+# ... and a rival population this many.
+_MIN_RIVAL = 6
+# At most this many blobs are pruned (the strongest).
+_MAX_BLOBS = 20000
+# Blobs weaker than this fraction of the 90th percentile of blob responses are left out.
+_GATE = 0.3
+
+
+class AmbiguousDiameterError(InputError):
+    """The image does not show one clear nucleus size; ``candidates`` lists what it shows (µm).
+
+    ``too_fine`` is True where the strongest structure sat at the finest scale
+    examined (a finer resolution level may show it).
+    """
+
+    def __init__(self, message: str, candidates: tuple[float, ...] = (), *, too_fine: bool = False) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+        self.too_fine = too_fine
+
+
+@dataclass(frozen=True, slots=True)
+class BlobScale:
+    """One histogram mode: ``diameter_um`` of ``n_blobs`` blobs holding ``weight`` of the response."""
+
+    diameter_um: float
+    n_blobs: int
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogDiameterEstimate:
+    """A diameter from LoG scale selection, with its evidence.
+
+    Attributes
+    ----------
+    diameter_um : float
+        Equivalent-sphere diameter of a typical nucleus, µm.
+    modes : tuple of BlobScale
+        The modes of the blob-size histogram, strongest first (the first is the estimate's).
+    n_blobs : int
+        Significant blobs found.
+    work_voxel_um : float
+        Voxel size of the isotropic working grid, µm.
+    seconds : float
+        Wall time (not compared).
+    """
+
+    diameter_um: float
+    modes: tuple[BlobScale, ...]
+    n_blobs: int
+    work_voxel_um: float
+    seconds: float = field(default=0.0, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for the run's metadata)."""
+        return {
+            "method": "log-scale-selection", "diameter_um": round(self.diameter_um, 3), "n_blobs": self.n_blobs,
+            "work_voxel_um": round(self.work_voxel_um, 4), "seconds": round(self.seconds, 2),
+            "modes": [[round(m.diameter_um, 3), m.n_blobs, round(m.weight, 3)] for m in self.modes],
+        }
+
+
+def _validate(image: np.ndarray, voxel_size: Any) -> Size3:
+    if not isinstance(image, np.ndarray) or image.ndim != 3:
+        raise InputError(f"`image` must be a 3D (Z, Y, X) array, got {getattr(image, 'shape', type(image).__name__)}")
+    try:
+        vs = tuple(float(v) for v in voxel_size)
+    except TypeError:
+        raise InputError(f"`voxel_size` must be 3 numbers (z, y, x) in µm, got {voxel_size!r}") from None
+    if len(vs) != 3 or not all(math.isfinite(v) and v > 0 for v in vs):
+        raise InputError(f"`voxel_size` must be 3 finite numbers > 0 (z, y, x) in µm, got {voxel_size!r}")
+    if min(image.shape) < 4:
+        raise InputError(f"`image` (shape {image.shape}) must be at least 4 voxels along every axis")
+    if not np.isfinite(image).all():
+        raise InputError("`image` holds NaN or infinite values; replace them before estimating the diameter")
+    return vs  # type: ignore[return-value]
+
+
+def _isotropic(image: np.ndarray, voxel_size: Size3) -> tuple[np.ndarray, float]:
+    """``image`` linearly resampled to cubic voxels: the finest axis' size, coarsened to fit the budget."""
+    extent = [n * v for n, v in zip(image.shape, voxel_size)]
+    # Twice finer than the finest axis where the budget allows: small nuclei need sub-voxel scales.
+    work = max(min(voxel_size) / 2, (math.prod(extent) / _WORK_VOXELS) ** (1 / 3))
+    zoom = [v / work for v in voxel_size]
+    img = image.astype(np.float32)
+    for ax, z in enumerate(zoom):
+        if z < 1:  # anti-alias before shrinking an axis
+            img = ndi.gaussian_filter1d(img, (1 / z - 1) / 2, axis=ax, mode="nearest")
+    out = ndi.zoom(img, zoom, order=1, mode="nearest", grid_mode=True)
+    return out.astype(np.float32), work
+
+
+def _noise_sd(image: np.ndarray) -> float:
+    """Robust sd of the pixel noise: MAD of neighbour differences along the finest-sampled axes."""
+    diffs = [np.diff(image, axis=ax).ravel() for ax in (1, 2)]
+    d = np.concatenate(diffs)
+    mad = float(np.median(np.abs(d - np.median(d))))
+    return max(1.4826 * mad / math.sqrt(2), 1e-12)
+
+
+# sd of the scale-normalised LoG of unit white noise is _NOISE_K * σ^-1.5 (σ in voxels).
+_NOISE_K = 0.3
+
+
+def _responses(work: np.ndarray, sigmas_vox: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """``-σ² ∇²G_σ * work`` per scale, each on a grid coarsened by a power of 2 (σ stays >= 1 voxel)."""
+    grids: dict[int, np.ndarray] = {1: work}
+    out = []
+    for s in sigmas_vox:
+        f = 1
+        while s / (2 * f) >= 1.0 and min(work.shape) // (2 * f) >= 8:
+            f *= 2
+        if f not in grids:
+            prev = grids[f // 2]
+            n = [m // 2 for m in prev.shape]
+            grids[f] = prev[: 2 * n[0], : 2 * n[1], : 2 * n[2]].reshape(n[0], 2, n[1], 2, n[2], 2).mean(axis=(1, 3, 5))
+        sf = s / f
+        out.append(((-(sf**2) * ndi.gaussian_laplace(grids[f], sf, mode="nearest")).astype(np.float32), f))
+    return out
+
+
+def _sample(resp: np.ndarray, f: int, pos: np.ndarray) -> np.ndarray:
+    """``resp`` (on a grid coarser by ``f``) at working-grid positions ``pos``, linearly interpolated."""
+    coords = (pos + 0.5) / f - 0.5
+    return ndi.map_coordinates(resp, coords.T, order=1, mode="nearest")
+
+
+def _blobs(work: np.ndarray, sigmas_vox: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale-space maxima above the noise: (positions in working voxels, σ in working voxels, response)."""
+    resp = _responses(work, sigmas_vox)
+    pos_l, sig_l, val_l = [], [], []
+    for k, (r, f) in enumerate(resp):
+        s = sigmas_vox[k]
+        floor = _MIN_SIGNIFICANCE * noise * _NOISE_K * s**-1.5
+        peaks = (r == ndi.maximum_filter(r, size=3, mode="nearest")) & (r > floor)
+        idx = np.argwhere(peaks)
+        if idx.size == 0:
+            continue
+        pos = (idx + 0.5) * f - 0.5
+        val = r[tuple(idx.T)]
+        keep = np.ones(len(idx), bool)
+        for j in (k - 1, k + 1):  # a maximum over scale as well
+            if 0 <= j < len(resp):
+                keep &= val >= _sample(resp[j][0], resp[j][1], pos)
+        pos_l.append(pos[keep])
+        sig_l.append(np.full(int(keep.sum()), s))
+        val_l.append(val[keep])
+    if not pos_l:
+        return np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+    return np.concatenate(pos_l), np.concatenate(sig_l), np.concatenate(val_l)
+
+
+def _prune(pos: np.ndarray, sig: np.ndarray, val: np.ndarray) -> np.ndarray:
+    """Indices of the blobs kept, largest first: a blob holding two or more stronger (``val``) smaller
+    blobs is a cluster of them and is dropped; otherwise it is kept and the smaller blobs whose
+    centres it holds (radius √3 σ: chromatin grains, noise inside a nucleus) are dropped."""
+    order = np.lexsort((-val, -sig))
+    alive = np.ones(len(sig), bool)
+    kept: list[int] = []
+    for i in order:
+        if not alive[i]:
+            continue
+        r = math.sqrt(3) * sig[i]
+        inside = (np.linalg.norm(pos - pos[i], axis=1) < r) & (sig < sig[i]) & alive
+        if int(np.count_nonzero(inside & (val >= val[i]))) >= 2:
+            alive[i] = False
+            continue
+        kept.append(int(i))
+        alive[inside] = False
+        alive[i] = False
+    return np.array(kept, dtype=np.intp)
+
+
+def _modes(log_d: np.ndarray, weight: np.ndarray) -> list[BlobScale]:
+    """Modes of the weighted histogram of log diameters (bins of 1/8 octave, smoothed over ±1/4 octave)."""
+    step = math.log(2) / 8
+    lo, hi = float(log_d.min()) - 4 * step, float(log_d.max()) + 4 * step
+    edges = np.arange(lo, hi + step, step)
+    hist, _ = np.histogram(log_d, bins=edges, weights=weight)
+    smooth = ndi.gaussian_filter1d(hist.astype(np.float64), 1.5, mode="constant")
+    peaks = [i for i in range(len(smooth)) if smooth[i] > 0
+             and smooth[i] >= smooth[max(i - 1, 0)] and smooth[i] > smooth[min(i + 1, len(smooth) - 1)] - 1e-15]
+    # Each blob belongs to its nearest peak; a mode's diameter is the weighted median of its blobs.
+    centres = (edges[:-1] + edges[1:]) / 2
+    peak_pos = np.array([centres[i] for i in peaks])
+    owner = np.argmin(np.abs(log_d[:, None] - peak_pos[None, :]), axis=1)
+    total = float(weight.sum())
+    out = []
+    for p in range(len(peaks)):
+        mine = owner == p
+        if not mine.any():
+            continue
+        order = np.argsort(log_d[mine])
+        cw = np.cumsum(weight[mine][order])
+        med = float(log_d[mine][order][np.searchsorted(cw, cw[-1] / 2)])
+        out.append(BlobScale(math.exp(med), int(mine.sum()), float(weight[mine].sum()) / total))
+    return _merge_close(sorted(out, key=lambda m: -m.weight))
+
+
+def _merge_close(modes: list[BlobScale]) -> list[BlobScale]:
+    """Fold modes within ``_MODE_FACTOR`` of a stronger one into it (one population's spread)."""
+    kept: list[BlobScale] = []
+    for m in modes:
+        near = [k for k, big in enumerate(kept) if max(m.diameter_um, big.diameter_um)
+                / min(m.diameter_um, big.diameter_um) < _MODE_FACTOR]
+        if near:
+            big = kept[near[0]]
+            kept[near[0]] = BlobScale(big.diameter_um, big.n_blobs + m.n_blobs, big.weight + m.weight)
+        else:
+            kept.append(m)
+    return kept
+
+
+def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
+    """Typical nucleus diameter (µm) of ``image`` by scale-normalised LoG scale selection.
+
+    Parameters
+    ----------
+    image : (Z, Y, X) ndarray
+        The image (any intensity scale; bright nuclei on a darker background).
+    voxel_size : (3,) sequence of float
+        µm per voxel (z, y, x).
+
+    Returns
+    -------
+    LogDiameterEstimate
+
+    Raises
+    ------
+    AmbiguousDiameterError
+        No significant blobs (e.g. pure noise); blobs only at the finest scale
+        examined (noise or nuclei below the working voxel); or two populations of
+        clearly different sizes. The message lists the candidates and asks for
+        ``--diameter``.
+    InputError
+        ``image`` is not a finite 3D array or ``voxel_size`` is invalid.
+    """
+    t0 = time.perf_counter()
+    vs = _validate(image, voxel_size)
+    lo, hi = (float(v) for v in np.percentile(image, [0.1, 99.9]))
+    if not hi > lo:
+        raise AmbiguousDiameterError(
+            f"no nucleus-like structure stands out of the noise: the image (shape {image.shape}) is flat "
+            f"(99.8 % of its voxels equal {lo:g}); the diameter cannot be estimated: pass --diameter UM"
+        )
+    work, work_um = _isotropic(image, vs)
+    n_sigma = int(math.floor(_PER_OCTAVE * math.log2(max(min(work.shape) / 3.0, 1.0) / _SIGMA0_VOX / math.sqrt(3))))
+    if n_sigma < 3:
+        raise AmbiguousDiameterError(
+            f"the image ({image.shape} voxels of {vs} µm) is too small to show a nucleus size; pass --diameter UM"
+        )
+    sigmas = _SIGMA0_VOX * 2.0 ** (np.arange(n_sigma + 1) / _PER_OCTAVE)
+    # White noise of sd s in voxels of volume V has a normalised LoG of sd K s (V / σ³)^½ at scale σ (µm):
+    # expressed per working voxel, the noise level to compare with is s (V / w³)^½.
+    # (An image without pixel noise, e.g. smooth or quantised, still gets a floor: 1e-4 of its range.)
+    noise = max(_noise_sd(image.astype(np.float32)), 1e-4 * (hi - lo)) * math.sqrt(math.prod(vs) / work_um**3)
+    pos, sig, val = _blobs(work, sigmas, noise)
+    if len(val):
+        strong = val >= _GATE * np.percentile(val, 90)
+        pos, sig, val = pos[strong], sig[strong], val[strong]
+    if len(val) > _MAX_BLOBS:  # pruning is quadratic: keep the strongest
+        top = np.argsort(-val)[:_MAX_BLOBS]
+        pos, sig, val = pos[top], sig[top], val[top]
+    keep = _prune(pos, sig, val) if len(val) else np.zeros(0, np.intp)
+    sig, val = sig[keep], val[keep]
+    seconds = time.perf_counter() - t0
+    if len(val) < _MIN_BLOBS:
+        raise AmbiguousDiameterError(
+            f"no nucleus-like structure stands out of the noise ({len(val)} significant blobs between "
+            f"{_D_PER_SIGMA * sigmas[0] * work_um:.3g} and {_D_PER_SIGMA * sigmas[-1] * work_um:.3g} µm); "
+            "the diameter cannot be estimated: pass --diameter UM"
+        )
+    # Weight = response x blob volume: the share of the image's structure a size accounts for, so
+    # many faint small blobs (texture, noise) do not outvote the nuclei.
+    modes = _modes(np.log(_D_PER_SIGMA * sig * work_um), val * sig**3)
+    finest = _D_PER_SIGMA * sigmas[0] * work_um
+    listing = ", ".join(f"{m.diameter_um:.3g} µm ({m.n_blobs} blobs, {m.weight:.0%} of the response)" for m in modes)
+    if modes[0].diameter_um < 1.15 * finest:
+        raise AmbiguousDiameterError(
+            f"the strongest structure is at the finest scale examined ({finest:.3g} µm, working voxel "
+            f"{work_um:.3g} µm): noise, or nuclei too small for this resolution. Candidates: {listing}. "
+            "Pass --diameter UM",
+            tuple(m.diameter_um for m in modes),
+            too_fine=True,
+        )
+    rivals = [m for m in modes[1:] if m.weight >= _MODE_SHARE * modes[0].weight and m.n_blobs >= _MIN_RIVAL
+              and m.diameter_um >= 1.15 * finest]
+    if rivals:
+        raise AmbiguousDiameterError(
+            f"the image shows nuclei of clearly different sizes: {listing}. The typical diameter is ambiguous; "
+            "pass --diameter UM (the size you want segmented)",
+            tuple(m.diameter_um for m in modes),
+        )
+    est = LogDiameterEstimate(modes[0].diameter_um, tuple(modes), int(len(val)), work_um, seconds)
+    logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s; %.1fs)", est.diameter_um,
+                est.n_blobs, listing, seconds)
+    return est
+
+
+# A read for the estimate holds at most this many voxels.
+_READ_VOXELS = 2**22
+
+
+def _level_image(levels: Levels, level: int) -> tuple[np.ndarray, Size3]:
+    """Level ``level`` whole where it fits the read budget, else its box of that many voxels
+    around the brightest region of the image."""
+    shape, voxel = levels.shapes[level], levels.voxel_sizes[level]
+    if math.prod(shape) <= _READ_VOXELS:
+        return levels.read(level, tuple(slice(0, s) for s in shape)), voxel
+    # A box of the budget's volume: axes shorter than a cube's side are read whole, the rest share what is left.
+    side_vox = [0, 0, 0]
+    left, free = float(_READ_VOXELS), [0, 1, 2]
+    for ax in sorted(range(3), key=lambda a: shape[a]):
+        side_vox[ax] = min(shape[ax], int((left ** (1 / len(free)))))
+        left /= max(side_vox[ax], 1)
+        free.remove(ax)
+    side = tuple(n * v for n, v in zip(side_vox, voxel))
+    centre = crop_centres(levels, 1)[0]
+    lo, hi = crop_box(centre, side, levels.extent_um)  # type: ignore[arg-type]
+    sl = tuple(slice(int(a / v), max(int(a / v) + 1, min(n, int(round(b / v)))))
+               for a, b, v, n in zip(lo, hi, voxel, shape))
+    return levels.read(level, sl), voxel
+
+
+def volume_log_diameter(volume: Volume) -> LogDiameterEstimate:
+    """:func:`log_diameter` of a stored volume, read at a coarse pyramid level.
+
+    Starts at the finest level of at most ``_READ_VOXELS`` voxels (read whole;
+    without such a level, a box of the coarsest one around the brightest
+    region) and moves one level finer while the strongest structure sits at
+    the finest scale that level can show (small nuclei in a coarse level).
+    """
+    levels = volume_levels(volume)
+    sizes = [math.prod(s) for s in levels.shapes]
+    small = [i for i, n in enumerate(sizes) if n <= _READ_VOXELS]
+    level = small[0] if small else len(sizes) - 1
+    while True:
+        image, voxel = _level_image(levels, level)
+        try:
+            return log_diameter(image, voxel)
+        except AmbiguousDiameterError as exc:
+            if not exc.too_fine or level == 0:
+                raise
+            logger.info("diameter: structure at the finest scale of level %d; trying level %d", level, level - 1)
+            level -= 1

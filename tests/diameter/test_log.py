@@ -1,0 +1,116 @@
+"""LoG scale selection: within ±25 % across the synthetic panel, and a refusal where the evidence is ambiguous."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bigseg.diameter import AmbiguousDiameterError, log_diameter, volume_log_diameter
+from bigseg.errors import InputError
+from bigseg.synth import synthesize
+from bigseg.testing import write_image
+from bigseg.testing._diameter_panel import PANEL, PanelCase, make_panel_volume
+
+# Panel cases the estimate misses (measured; benchmarks/diameter_panel.py prints the table). Kept
+# visible as strict xfails so that a change which fixes or breaks one shows up.
+KNOWN_MISSES = {
+    "confocal d=16vox z/xy=2 fill=0.1": "1.31x: z-stretched, crowded nuclei (labels clipped by neighbours)",
+    "confocal d=30vox z/xy=2.2 fill=0.1": "1.43x: as above",
+    "lightsheet-organoid d=4vox z/xy=1 fill=0.1": "0.77x",
+    "mesospim d=2vox z/xy=1 fill=0.02": "1.27x: the axial PSF (10 µm sd) is as large as the nuclei",
+    "mesospim d=4vox z/xy=1 fill=0.1": "1.34x: axial PSF",
+    "mesospim d=10vox z/xy=3 fill=0.1": "1.63x: axial PSF",
+    "random d=3vox z/xy=1 fill=0": "refused: too few blobs stand out of the noise",
+    "random d=20vox z/xy=1 fill=0": "refused: clusters of crowded nuclei read as a second population",
+    "random d=30vox z/xy=6 fill=0": "0.75x",
+}
+
+
+def _cases() -> list:
+    out = []
+    for case in PANEL:
+        if case.preset == "em-like":
+            marks = [pytest.mark.xfail(strict=True, reason="dark nuclei on a bright background are not handled")]
+        elif case.name in KNOWN_MISSES:
+            marks = [pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[case.name])]
+        else:
+            marks = []
+        out.append(pytest.param(case, id=case.name.replace(" ", "_"), marks=marks))
+    return out
+
+
+def _within(case: PanelCase) -> bool:
+    vol = make_panel_volume(case)
+    try:
+        est = log_diameter(vol.image, vol.voxel_size)
+    except AmbiguousDiameterError:
+        return False
+    return abs(math.log(est.diameter_um / vol.true_diameter_um)) <= math.log(1.25)
+
+
+def test_panel_spans_the_claimed_range() -> None:
+    """At least 30 volumes, 2-40 voxels across, anisotropy 1-8, every preset and the randomised mode."""
+    from bigseg.synth import PRESETS
+
+    assert len(PANEL) >= 30
+    assert min(c.d_vox for c in PANEL) <= 2 and max(c.d_vox for c in PANEL) >= 40
+    assert min(c.anisotropy for c in PANEL) == 1 and max(c.anisotropy for c in PANEL) >= 8
+    assert {c.preset for c in PANEL} == set(PRESETS) | {"random"}
+
+
+@pytest.mark.parametrize("case", [c for c in PANEL if c.name in (
+    "mesospim d=3vox z/xy=1 fill=0.05", "dense d=10vox z/xy=2.2 fill=0.5",
+    "lightsheet-organoid d=24vox z/xy=7.7 fill=0.1")], ids=lambda c: c.name.replace(" ", "_"))
+def test_estimate_within_25_percent_small_panel(case: PanelCase) -> None:
+    """Three panel volumes (3, 10 and 24 voxels across; sparse and crowded; z/xy up to 7.7), seconds each."""
+    assert _within(case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", _cases())
+def test_estimate_within_25_percent_on_the_panel(case: PanelCase) -> None:
+    assert _within(case)
+
+
+def test_pure_noise_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    for image in (rng.normal(100, 10, (40, 80, 80)), rng.poisson(50, (40, 80, 80)).astype(np.float32)):
+        with pytest.raises(AmbiguousDiameterError, match=r"no nucleus-like structure stands out of the noise.*"
+                                                         r"pass --diameter UM"):
+            log_diameter(image, (2.0, 0.5, 0.5))
+
+
+def test_two_populations_are_refused_with_both_candidates() -> None:
+    """Nuclei of 4 and 16 µm, the same volume fraction: the error lists both sizes."""
+    small, _ = synthesize((48, 96, 96), preset="lightsheet-organoid", voxel_size=(1, 0.5, 0.5), seed=1,
+                          diameter_um=4.0, volume_fraction=0.08, clustering=0)
+    big, _ = synthesize((48, 96, 96), preset="lightsheet-organoid", voxel_size=(1, 0.5, 0.5), seed=2,
+                        diameter_um=16.0, volume_fraction=0.08, clustering=0)
+    both = np.maximum(small.astype(np.float32), big.astype(np.float32))
+    with pytest.raises(AmbiguousDiameterError, match=r"nuclei of clearly different sizes.*pass --diameter UM") as err:
+        log_diameter(both, (1, 0.5, 0.5))
+    cands = sorted(err.value.candidates)
+    assert any(2.5 < c < 5 for c in cands) and any(10 < c < 20 for c in cands), cands
+    for image, expected in ((small, 4.0), (big, 16.0)):  # each alone is measured (labels' medians ~4 and ~16 µm)
+        assert 0.7 < log_diameter(image, (1, 0.5, 0.5)).diameter_um / expected < 1.3
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(InputError, match=r"`image` must be a 3D \(Z, Y, X\) array, got \(8, 8\)"):
+        log_diameter(np.zeros((8, 8)), (1, 1, 1))
+    with pytest.raises(InputError, match=r"`voxel_size` must be 3 finite numbers > 0.*\(1, 0, 1\)"):
+        log_diameter(np.zeros((8, 8, 8)), (1, 0, 1))
+    with pytest.raises(InputError, match="NaN or infinite"):
+        log_diameter(np.full((8, 8, 8), np.nan), (1, 1, 1))
+
+
+def test_stored_volume_gives_the_array_estimate(tmp_path) -> None:
+    from bigseg.io import open_volume
+
+    case = [c for c in PANEL if c.name == "lightsheet-organoid d=4vox z/xy=1 fill=0.1"][0]
+    vol = make_panel_volume(case)
+    write_image(tmp_path / "v.zarr", vol.image, voxel_size=vol.voxel_size)
+    stored = volume_log_diameter(open_volume(str(tmp_path / "v.zarr")))
+    assert stored == log_diameter(vol.image, vol.voxel_size)
