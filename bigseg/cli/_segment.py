@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from bigseg.errors import InputError
 
 __all__ = ["register"]
+
+# Decoder options shared by `segment` and `decode`.
+_Decoder = Annotated[Optional[str], typer.Option(
+    "--decoder", help="'bcd' (NucMM watershed), 'voronoi-otsu' (CellSeg3D) or 'tascan' (3DCellSeg); "
+    "default: the model card's (bcd for the classical predictor).",
+)]
+_SpotSigma = Annotated[Optional[float], typer.Option("--spot-sigma", help="Voronoi-Otsu seed Gaussian σ (µm); default d/4.")]
+_OutlineSigma = Annotated[Optional[float], typer.Option("--outline-sigma", help="Voronoi-Otsu mask Gaussian σ (µm); default d/8.")]
+_MinTouchingArea = Annotated[Optional[int], typer.Option(
+    "--min-touching-area", help="TASCAN: merge at this touching area (voxels); 30.")]
+_MinTouchingFraction = Annotated[Optional[float], typer.Option(
+    "--min-touching-fraction", help="TASCAN: merge at this share of a supervoxel's surface; 0.51.")]
 
 
 class _Progress:
@@ -99,16 +111,11 @@ def segment_command(
         None, help="'seeds' (exact) or 'iou' (per-block labels merged on mutual-best IoU); default: the decoder's "
         "(iou for tascan).",
     ),
-    decoder: Optional[str] = typer.Option(
-        None, "--decoder", help="'bcd' (NucMM watershed), 'voronoi-otsu' (CellSeg3D) or 'tascan' (3DCellSeg); "
-        "default: the model card's (bcd for the classical predictor).",
-    ),
-    spot_sigma: Optional[float] = typer.Option(None, "--spot-sigma", help="Voronoi-Otsu seed Gaussian σ (µm); default d/4."),
-    outline_sigma: Optional[float] = typer.Option(None, "--outline-sigma", help="Voronoi-Otsu mask Gaussian σ (µm); default d/8."),
-    min_touching_area: Optional[int] = typer.Option(None, "--min-touching-area", help="TASCAN: merge at this touching area (voxels); 30."),
-    min_touching_fraction: Optional[float] = typer.Option(
-        None, "--min-touching-fraction", help="TASCAN: merge at this share of a supervoxel's surface; 0.51."
-    ),
+    decoder: _Decoder = None,
+    spot_sigma: _SpotSigma = None,
+    outline_sigma: _OutlineSigma = None,
+    min_touching_area: _MinTouchingArea = None,
+    min_touching_fraction: _MinTouchingFraction = None,
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
     skip_empty: Optional[bool] = typer.Option(
@@ -172,16 +179,11 @@ def decode_command(
     mask_foreground: Optional[float] = typer.Option(None, help="Flood only where foreground > this."),
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
     stitch: Optional[str] = typer.Option(None, help="'seeds' or 'iou'."),
-    decoder: Optional[str] = typer.Option(
-        None, "--decoder", help="'bcd' (NucMM watershed), 'voronoi-otsu' (CellSeg3D) or 'tascan' (3DCellSeg); "
-        "default: the model card's (bcd for the classical predictor).",
-    ),
-    spot_sigma: Optional[float] = typer.Option(None, "--spot-sigma", help="Voronoi-Otsu seed Gaussian σ (µm); default d/4."),
-    outline_sigma: Optional[float] = typer.Option(None, "--outline-sigma", help="Voronoi-Otsu mask Gaussian σ (µm); default d/8."),
-    min_touching_area: Optional[int] = typer.Option(None, "--min-touching-area", help="TASCAN: merge at this touching area (voxels); 30."),
-    min_touching_fraction: Optional[float] = typer.Option(
-        None, "--min-touching-fraction", help="TASCAN: merge at this share of a supervoxel's surface; 0.51."
-    ),
+    decoder: _Decoder = None,
+    spot_sigma: _SpotSigma = None,
+    outline_sigma: _OutlineSigma = None,
+    min_touching_area: _MinTouchingArea = None,
+    min_touching_fraction: _MinTouchingFraction = None,
     scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address."),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace OUT/labels/NAME."),
     block_timeout: Optional[float] = typer.Option(
