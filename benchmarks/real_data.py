@@ -6,12 +6,12 @@ Voxel sizes come from each volume's meta.json; nothing is tuned per volume. Prin
     python benchmarks/real_data.py --predictor classical --diameter 8
     python benchmarks/real_data.py --data ../shared/data --json scores.json
     python benchmarks/real_data.py --diameter-from-labels   # each volume's median nucleus diameter
-    python benchmarks/real_data.py --diameter auto          # each volume's diameter estimated by the model
+    python benchmarks/real_data.py --diameter auto          # each volume's diameter estimated from its image
 
 `--diameter-from-labels` gives each volume the median equivalent-sphere diameter of its labelled
 nuclei not cut by the border: the size a user states when running bigseg on their own specimen.
 It reads the labels, so say so wherever its figures are quoted. `--diameter auto` estimates each
-volume's diameter from its image alone (`bigseg.diameter.estimate_volume_diameter`), as a model run
+volume's diameter from its image alone (LoG scale selection, `bigseg.diameter.volume_log_diameter`), as a model run
 given no diameter does too; "d µm" is the diameter used and "est s" the seconds the estimate took
 (included in "s").
 

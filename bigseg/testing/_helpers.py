@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,14 @@ def tree_digest(path: str | os.PathLike[str]) -> str:
         h.update(str(p.relative_to(root) if p != root else p.name).encode())
         h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:  # type: ignore[type-arg]
+    """Terminate ``procs`` (last started first), then kill any that has not exited within 20 s."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bigseg.io import is_complete, open_volume
-from bigseg.testing import balls_volume, write_image
+from bigseg.testing import balls_volume, stop_processes, write_image
 
 BIN = Path(sys.executable).parent
 
@@ -56,13 +56,7 @@ def cluster(tmp_path):
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import yaml
 
 from bigseg.errors import InputError
 from bigseg.pipeline import local_layout, open_client, worker_environ, worker_settings
+from bigseg.testing import stop_processes
 from .test_processes import _free_port, _wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,10 +101,4 @@ def test_dask_worker_with_deploy_config_gets_the_environment(tmp_path):
         assert seen[by_name["plain"]] == _expected(1)
         assert seen[by_name["wide"]] == _expected(2)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
