@@ -76,7 +76,7 @@ def test_skipped_blocks_are_never_predicted(edge_volume, tmp_path, monkeypatch) 
         return real(ctx, block, *args)
 
     monkeypatch.setattr(tasks, "predict_task", spy)
-    import bigseg.pipeline._segment as seg
+    import bigseg.pipeline._driver as seg
 
     monkeypatch.setattr(seg, "predict_task", spy)
     result = _run(edge_volume[0], tmp_path / "out.zarr")

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import bigseg.pipeline._segment as seg
+import bigseg.pipeline._driver as seg
 from bigseg.io import open_volume
 from bigseg.measure import block_stats, combine_stats, object_table
 from bigseg.pipeline import segment
