@@ -26,6 +26,7 @@ def test_runs_on_a_fresh_kernel(tmp_path, monkeypatch):
     # The kernel imports this checkout's bigseg, as the test process does.
     repo = str(NOTEBOOK.parents[2])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebook's working folder goes where pytest cleans up
     # A per-cell guard against a hang, loose enough for a loaded machine; not a speed measure.
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
