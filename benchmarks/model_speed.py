@@ -11,7 +11,8 @@ read ROI = write ROI + halo) with
   sliding window over the whole read ROI from its own start, Gaussian blending, halo = the
   card's halo scaled to the data;
 * ``new``: ``ModelPredictor.predict(..., write_roi=...)``: the patches of the volume's global
-  grid that meet the write ROI, halo = the grid's reach (the defaults: overlap-tile, overlap 0.25).
+  grid that meet the write ROI, halo = the grid's reach (the defaults: overlap-tile, 80³ windows
+  keeping their centre of 64³).
 
 Both at the model's own scale (1 µm voxels, 12 µm nuclei: step 1, no resampling) and with the
 pipeline's halo rule (at least the seeds' reach of one diameter). Columns: halo, patch voxels run
@@ -26,6 +27,13 @@ upsampling (the default: about 4x per axis to the model's 12-voxel nuclei) and w
 (``tta``) at the model's scale::
 
     python benchmarks/model_speed.py --mesospim [--mesospim-shape 32 64 64] [--repeats 1]
+
+``--counts`` runs no network: it prints, for candidate patch geometries (window / border in model
+voxels, overlap-tile), the patch voxels run per data voxel of a write ROI at step 1 (block at
+offset = block shape, as timed above) and their ratio to the old tiling's, averaged over steps
+0.5–2 (data voxels per model voxel) and 8 block positions (where blocks fall on the patch grid)::
+
+    python benchmarks/model_speed.py --counts
 """
 
 from __future__ import annotations
@@ -37,10 +45,16 @@ import time
 
 import numpy as np
 import torch
-from _old_tiling import old_halo, old_predict
+from _old_tiling import OLD_OVERLAP, OLD_PATCH, old_halo, old_predict
 
 from bigseg.predict import ModelPredictor, default_model_spec
+from bigseg.predict._patches import PatchGrid
+from bigseg.predict._scale import ScaleMap
 from bigseg.tiling import Roi
+
+#: (window, border) candidates of ``--counts``, model voxels; (80, 8) is the default.
+GEOMETRIES = ((64, 8), (64, 4), (72, 4), (80, 8), (96, 8), (144, 8))
+STEPS = (0.5, 0.6, 0.7, 0.83, 0.9, 1.0, 1.1, 1.25, 1.5, 1.75, 2.0)
 
 
 def _image(shape: tuple[int, ...]) -> np.ndarray:
@@ -52,19 +66,51 @@ def _image(shape: tuple[int, ...]) -> np.ndarray:
     return (image - lo) / (hi - lo)
 
 
-def _old_patches(pred: ModelPredictor, read: tuple[int, ...]) -> int:
-    """Patches MONAI's sliding window runs over a read ROI (scans at int(patch * (1 - overlap)))."""
+def _old_patches(read: tuple[int, ...], divisor: int = 8) -> int:
+    """Patch voxels MONAI's sliding window runs over a read ROI on the model grid (scans at
+    int(patch * (1 - overlap)); the patch shrinks to a smaller read ROI)."""
     n = 1
-    for r, p in zip(read, pred.patch_size):
-        p = min(p, -(-r // pred.divisor) * pred.divisor)
-        interval = max(int(p * (1 - pred.spec.overlap)), 1)
-        n *= math.ceil(max(r - p, 0) / interval) + 1
-    return n * int(np.prod(pred.patch_size))
+    for r, p in zip(read, OLD_PATCH):
+        p = min(p, -(-r // divisor) * divisor)
+        interval = max(int(p * (1 - OLD_OVERLAP)), 1)
+        n *= (math.ceil(max(r - p, 0) / interval) + 1) * p
+    return n
 
 
-def _new_patches(pred: ModelPredictor, roi: Roi) -> int:
-    lo, hi = pred.scale.model_cover(roi.offset, roi.shape)
-    return sum(1 for _ in pred.patches.indices(lo, hi)) * int(np.prod(pred.patches.size))
+def _new_patches(patches: PatchGrid, scale: ScaleMap, roi: Roi) -> int:
+    """Patch voxels the global grid runs for a write ROI (the model voxels ``predict`` covers)."""
+    lo, hi = (roi.offset, roi.end) if scale.is_identity else scale.model_cover(roi.offset, roi.shape)
+    return sum(1 for _ in patches.indices(lo, hi)) * int(np.prod(patches.size))
+
+
+def _old_read(scale: ScaleMap, roi: Roi, halo: int) -> tuple[int, ...]:
+    """Model voxels of the old tiling's read ROI (write ROI + halo)."""
+    return scale.model_range(roi.grow((halo,) * 3).offset, roi.grow((halo,) * 3).shape)[1]
+
+
+def _counts(blocks: list[int]) -> None:
+    """Patch voxels per data voxel for candidate geometries, at step 1 and averaged over steps."""
+    card_halo = default_model_spec((1.0, 1.0, 1.0), 12.0, device="cpu").build().card.halo
+    print("# patch voxels run per write-ROI voxel (overlap-tile on the global grid); old: MONAI window "
+          f"{OLD_PATCH[0]}³, overlap {OLD_OVERLAP}, halo = card halo, at least the seeds' reach")
+    print(f"# 'mean new/old': over steps {STEPS} and 8 block positions along z")
+    print(f"{'window/border':<14}" + "".join(f"{f'{b}³ step 1':>12} {'new/old':>7} {'mean new/old':>12}" for b in blocks))
+    for size, border in GEOMETRIES:
+        grid = PatchGrid((size,) * 3, (size - 2 * border,) * 3, (border,) * 3, "tile")
+        row = f"{f'{size}/{border}':<14}"
+        for b in blocks:
+            ratios, step1 = [], 0.0
+            for st in STEPS:
+                scale = ScaleMap((st,) * 3)
+                halo = max(scale.halo(card_halo)[0], math.ceil(12.0 * st) + 1)
+                old = _old_patches(_old_read(scale, Roi((b,) * 3, (b,) * 3), halo))
+                new = [_new_patches(grid, scale, Roi((i * b, b, b), (b,) * 3)) for i in range(8)]
+                ratios.append(float(np.mean(new)) / old)
+                if st == 1.0:
+                    step1 = new[1] / b**3
+                    old1 = old / b**3
+            row += f"{step1:>12.2f} {step1 / old1:>7.2f} {float(np.mean(ratios)):>12.2f}"
+        print(row, flush=True)
 
 
 def _sync(pred: ModelPredictor) -> None:
@@ -125,8 +171,12 @@ def main() -> None:
     ap.add_argument("--mesospim", action="store_true", help="cost per data voxel on mesoSPIM-like data, cap vs none")
     ap.add_argument("--mesospim-shape", type=int, nargs=3, default=(32, 64, 64))
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--counts", action="store_true", help="patch voxels per voxel of candidate geometries (no network)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.counts:
+        _counts(list(args.blocks))
+        return
     if args.mesospim:
         _cost_rows(args)
         return
@@ -150,12 +200,13 @@ def main() -> None:
             t0 = time.perf_counter()
             if tiling == "old":
                 old_predict(pred, image, read.offset)
-                patch = _old_patches(pred, read.shape)
+                patch = _old_patches(pred.scale.model_range(read.offset, read.shape)[1], pred.divisor)
                 mean = float(patch)
             else:
                 pred.predict(image, offset=read.offset, write_roi=roi)
-                patch = _new_patches(pred, roi)
-                mean = float(np.mean([_new_patches(pred, Roi((i * b, b, b), roi.shape)) for i in range(8)]))
+                patch = _new_patches(pred.patches, pred.scale, roi)
+                mean = float(np.mean([_new_patches(pred.patches, pred.scale, Roi((i * b, b, b), roi.shape))
+                                      for i in range(8)]))
             _sync(pred)
             seconds = time.perf_counter() - t0
             cost = seconds / roi.size * 1e6

@@ -54,7 +54,7 @@ def _train(
     pool_size: int = typer.Option(16, help="Synthetic volumes kept in the pool patches are cut from."),
     refresh_every: int = typer.Option(4, help="Steps between replacing one pool volume."),
     pool_volume: tuple[int, int, int] = typer.Option((80, 80, 80), help="Shape Z Y X of each pool volume."),
-    infer_patch_size: tuple[int, int, int] = typer.Option((64, 64, 64), help="Inference patch Z Y X written to the card."),
+    infer_patch_size: tuple[int, int, int] = typer.Option((80, 80, 80), help="Inference patch Z Y X written to the card (80: the kept centre is 64, a power of two)."),
     checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint.pt if present."),
     tune_decoding: bool = typer.Option(

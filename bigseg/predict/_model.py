@@ -68,8 +68,11 @@ class ModelSpec:
         Patch shape on the model's grid; the card's by default.
     precision : {"auto", "fp32", "bf16", "fp16"}
         ``auto``: bf16 autocast on a GPU that supports it (else fp16), fp32 on CPU.
-    overlap : float
+    overlap : float, optional
         Fraction of a patch's window shared with its neighbours, in [0, 1).
+        Default: ``"tile"`` drops a border of an eighth of the patch, at most 8
+        model voxels (the default model's 80³ patches keep their centre of 64³:
+        :meth:`PatchGrid.default`); ``"gaussian"`` overlaps by 0.25.
     threads : int
         CPU threads of each forward pass. oneDNN's reduction order, and so the
         maps' last bits, change with the thread count: pinning it makes the
@@ -78,7 +81,7 @@ class ModelSpec:
     blend : {"tile", "gaussian"}
         How patches combine (see :mod:`bigseg.predict._patches`): ``tile``
         keeps each patch's centre (the borders it drops are ``overlap / 2`` of the
-        patch), ``gaussian`` averages overlapping patches with Gaussian weights.
+        window each), ``gaussian`` averages overlapping patches with Gaussian weights.
     max_upsample : float, optional
         Largest enlargement of the data per axis on its way to the model's
         grid, e.g. 2: nuclei smaller than half the model's diameter in voxels
@@ -96,7 +99,7 @@ class ModelSpec:
     batch_size: int = 2
     patch_size: tuple[int, int, int] | None = None
     precision: Precision = "auto"
-    overlap: float = 0.25
+    overlap: float | None = None
     blend: Blend = "tile"
     threads: int = 1
     max_upsample: float | None = None
@@ -121,8 +124,10 @@ class ModelSpec:
         object.__setattr__(self, "threads", int(self.threads))
         if self.patch_size is not None:
             object.__setattr__(self, "patch_size", parse_shape(self.patch_size, name="patch_size"))
-        if not 0 <= float(self.overlap) < 1:
-            raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
+        if self.overlap is not None:
+            if not 0 <= float(self.overlap) < 1:
+                raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
+            object.__setattr__(self, "overlap", float(self.overlap))
         if self.blend not in ("tile", "gaussian"):
             raise InputError(f"`blend` must be 'tile' or 'gaussian', got {self.blend!r}")
         object.__setattr__(self, "tta", bool(self.tta))
@@ -197,7 +202,8 @@ class ModelPredictor:
                 f"`patch_size` {self.patch_size} must be multiples of {self.divisor} for architecture "
                 f"{card.architecture!r}; e.g. {tuple(-(-p // self.divisor) * self.divisor for p in self.patch_size)}"
             )
-        self.patches = PatchGrid.from_overlap(self.patch_size, spec.overlap, spec.blend)
+        self.patches = (PatchGrid.default(self.patch_size, spec.blend) if spec.overlap is None
+                        else PatchGrid.from_overlap(self.patch_size, spec.overlap, spec.blend))
         logger.info("model %s on %s, %s; data voxels per model voxel %s", card.name, self.device,
                     self.autocast_dtype or "fp32", tuple(round(s, 3) for s in self.scale.step))
 

@@ -47,11 +47,14 @@ import torch
 
 from bigseg.errors import InputError
 
-__all__ = ["Blend", "PatchGrid", "predict_on_grid"]
+__all__ = ["DEFAULT_BORDER", "Blend", "PatchGrid", "predict_on_grid"]
 
 Blend = Literal["gaussian", "tile"]
 # MONAI's default Gaussian: sigma = 1/8 of the patch.
 _SIGMA_SCALE = 0.125
+#: Overlap-tile's border by default: an eighth of the patch (overlap 0.25), at most 8 model voxels
+#: (2/3 of the default model's training diameter of context on every side; docs/models.md).
+DEFAULT_BORDER = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,21 @@ class PatchGrid:
             border = [0, 0, 0]
             stride = [max(p - s, 1) for p, s in zip(size, shared)]
         return cls(tuple(size), tuple(stride), tuple(border), blend)  # type: ignore[arg-type]
+
+    @classmethod
+    def default(cls, size: tuple[int, int, int], blend: Blend) -> PatchGrid:
+        """The predictors' default grid: ``"tile"`` with a border of ``min(size // 8, 8)``, ``"gaussian"`` at overlap 0.25.
+
+        An 80³ patch then keeps its centre of 64³ (stride 64), so power-of-two blocks
+        of at least 64 model voxels start and end on patch boundaries.
+
+        >>> PatchGrid.default((80, 80, 16), "tile").stride
+        (64, 64, 12)
+        """
+        if blend != "tile":
+            return cls.from_overlap(size, 0.25, blend)
+        border = [min(int(p) // 8, DEFAULT_BORDER) for p in size]
+        return cls(tuple(size), tuple(int(p) - 2 * m for p, m in zip(size, border)), tuple(border), blend)  # type: ignore[arg-type]
 
     @property
     def support(self) -> tuple[int, ...]:

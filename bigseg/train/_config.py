@@ -95,7 +95,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 1
     threads: int = 1
-    infer_patch_size: tuple[int, int, int] = (64, 64, 64)
+    infer_patch_size: tuple[int, int, int] = (80, 80, 80)
     halo: tuple[int, int, int] = (16, 16, 16)
     init: str | None = None
     tune_decoding: bool = True
