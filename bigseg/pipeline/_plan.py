@@ -15,6 +15,7 @@ from bigseg.io import Volume
 from bigseg.predict import (
     DEFAULT_MODEL,
     ClassicalSpec,
+    ModelPredictor,
     ModelSpec,
     Normalization,
     PredictorSpec,
@@ -139,19 +140,28 @@ def _predictor(
     return spec, norm, card.decoding, diameter_um or card.diameter_um
 
 
-def required_halo(spec: PredictorSpec) -> tuple[int, ...]:
+def required_halo(
+    spec: PredictorSpec, block_shape: tuple[int, ...] | None = None, volume_shape: tuple[int, ...] | None = None
+) -> tuple[int, ...]:
     """The halo (voxels, z y x) the predictor needs: its maps at a write-ROI voxel depend on this much context.
 
-    The one place that computes it: the default halo and the check of a user's ``halo`` both use it.
+    With ``block_shape`` and ``volume_shape``, a model's need for that grid's blocks
+    (:meth:`~bigseg.predict.ModelPredictor.grid_halo`: the input its patches read, often
+    far less than for a write ROI anywhere). The one place that computes it: the default
+    halo and the check of a user's ``halo`` both use it.
     """
-    return tuple(int(h) for h in get_predictor(spec).halo)
+    predictor = get_predictor(spec)
+    if isinstance(predictor, ModelPredictor) and block_shape is not None and volume_shape is not None:
+        return predictor.grid_halo(block_shape, volume_shape)
+    return tuple(int(h) for h in predictor.halo)
 
 
 def _halo(
-    cfg: SegmentConfig, spec: PredictorSpec, diameter_um: float, voxel_size: tuple[float, ...], decoder: Decoder
+    cfg: SegmentConfig, spec: PredictorSpec, diameter_um: float, voxel_size: tuple[float, ...], decoder: Decoder,
+    block_shape: tuple[int, ...], volume_shape: tuple[int, ...],
 ) -> tuple[int, ...]:
     """The user's halo, refused where smaller than :func:`required_halo`; by default also the decoder's reach."""
-    need = required_halo(spec)
+    need = required_halo(spec, block_shape, volume_shape)
     if cfg.halo is None:
         # Seeds flood at most about one diameter: the read ROI must hold every seed of a write-ROI voxel.
         reach = decoder.halo(tuple(math.ceil(diameter_um / v) + 1 for v in voxel_size))
@@ -196,8 +206,8 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
         spec, norm, defaults, diameter = _predictor(cfg, volume)
     params = decode_params(cfg, defaults, diameter)
     decoder, stitch = plan_decoder(cfg, _default_decoder(spec), diameter, volume.voxel_size)
-    halo = _halo(cfg, spec, diameter, volume.voxel_size, decoder)
     block = tuple(min(b, s) for b, s in zip(cfg.block_shape, volume.shape))
+    halo = _halo(cfg, spec, diameter, volume.voxel_size, decoder, block, volume.shape)
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
     # A block's labels and maps depend on the image within its halo; half a nucleus more covers a

@@ -217,6 +217,43 @@ class ModelPredictor:
         """
         return self.scale.halo(tuple(r + 1 for r in self.patches.reach))  # type: ignore[arg-type]
 
+    def grid_halo(self, block_shape: tuple[int, ...], volume_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """Data voxels of context (z, y, x) the blocks of one grid need: at most :attr:`halo`.
+
+        :attr:`halo` holds for a write ROI anywhere; the blocks of a grid (write ROIs at multiples
+        of ``block_shape``, clipped to ``volume_shape``) need only the input their own patches
+        read, the most of any block per axis. Where write ROIs start and end on patch boundaries
+        (step 1 and power-of-two blocks of at least 64 voxels with the default 80³ windows
+        keeping 64³) that is the border (8), not the reach (71)::
+
+            write ROI            |<------ 128 ------>|
+            patch supports   ... |   64    |   64    | ...
+            windows read       [8|   64    |8]
+                                      [8|   64    |8]
+        """
+        block, volume = parse_shape(block_shape, name="block_shape"), parse_shape(volume_shape, name="volume_shape")
+        return tuple(self._axis_halo(a, b, n) for a, (b, n) in enumerate(zip(block, volume)))  # type: ignore[return-value]
+
+    def _axis_halo(self, axis: int, block: int, size: int) -> int:
+        """The most any block's patches read beyond its write ROI along ``axis``, in data voxels."""
+        st, grid = self.scale.step[axis], self.patches
+        p, s, m, n = grid.size[axis], grid.stride[axis], grid.border[axis], grid.support[axis]
+        identity = self.scale.is_identity
+        # Anti-aliasing support (scipy's radius int(truncate * sigma + 0.5)): blurred values near a cut differ.
+        blur = int(3.0 * (st - 1) / 2 + 0.5) if st > 1 else 0
+        k_end = self.scale.model_range((0, 0, 0), (size, size, size))[1][axis]  # model voxels of the volume
+        need = 0
+        for a in range(0, size, block):
+            e = min(a + block, size)
+            lo, hi = (a, e) if identity else (math.floor(a / st), math.floor((e - 1) / st) + 2)
+            lo, hi = max(lo, 0), min(hi, k_end)
+            first, last = math.ceil((lo - n + 1) / s), (hi - 1) // s
+            k0, k1 = max(first * s - m, 0), min(last * s - m + p, k_end)  # model voxels the windows read
+            # Linear interpolation reads data voxels floor(k * step) and the next.
+            d0, d1 = (k0, k1) if identity else (math.floor(k0 * st) - blur, math.floor((k1 - 1) * st) + 2 + blur)
+            need = max(need, a - max(d0, 0), min(d1, size) - e)
+        return need
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         flips = _TTA_FLIPS if self.spec.tta else ((),)
         total: torch.Tensor | None = None

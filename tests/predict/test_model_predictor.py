@@ -16,7 +16,7 @@ from bigseg.predict._model import ModelPredictor, ModelSpec, default_model_spec
 from bigseg.predict._networks import build_network
 from bigseg.predict._package import DEFAULT_MODEL, save_model_package
 from bigseg.predict._scale import ScaleMap
-from bigseg.tiling import Roi
+from bigseg.tiling import Grid, Halo, Roi
 
 
 class _Pointwise(torch.nn.Module):
@@ -114,6 +114,32 @@ def test_blocks_agree_with_the_whole_volume(voxel_size, diameter, blend) -> None
         read = roi.grow(pred.halo).intersect(full)
         maps = pred.predict(vol[read.to_slices()], offset=read.offset, write_roi=roi)
         np.testing.assert_array_equal(maps, whole[(slice(None), *roi.to_slices())])
+
+
+@pytest.mark.parametrize("voxel_size,diameter,blend", [((2.0, 0.5, 0.5), 9.0, "tile"), ((1.0, 1.0, 1.0), None, "tile"),
+                                                       ((1.3, 0.9, 2.2), 12.0, "tile"), ((0.7, 0.3, 0.3), 5.0, "gaussian")])
+def test_blocks_of_a_grid_need_only_the_grid_halo(voxel_size, diameter, blend) -> None:
+    """Every block of a grid, read with ``grid_halo`` (at most ``halo``), gets the whole volume's maps exactly."""
+    pred = _conv_predictor(voxel_size, diameter, blend=blend)
+    vol = _volume()
+    whole = pred.predict(vol)
+    for block in [(8, 16, 16), (13, 21, 17), (24, 40, 56)]:
+        halo = pred.grid_halo(block, vol.shape)
+        assert all(h <= m for h, m in zip(halo, pred.halo)), (halo, pred.halo)
+        for b in Grid(vol.shape, block, Halo.of(halo)).blocks():
+            maps = pred.predict(vol[b.read_roi.to_slices()], offset=b.read_roi.offset, write_roi=b.write_roi)
+            np.testing.assert_array_equal(maps, whole[(slice(None), *b.write_roi.to_slices())])
+
+
+def test_grid_halo_on_patch_boundaries_is_the_border() -> None:
+    # 16³ windows, border 2, stride 12: write ROIs of 24 at step 1 start and end on patch boundaries,
+    # so their patches read 2 voxels beyond them; a write ROI anywhere may need the reach + 1 = 14 (+ 1).
+    pred = _conv_predictor((1.0, 1.0, 1.0), None)
+    assert pred.patches.stride == (12, 12, 12) and pred.patches.border == (2, 2, 2)
+    assert pred.grid_halo((24, 24, 36), (40, 60, 70)) == (2, 2, 2)
+    assert pred.grid_halo((20, 24, 24), (40, 60, 70))[0] > 2  # 20 is off the patch period
+    assert pred.grid_halo((40, 60, 70), (40, 60, 70)) == (0, 0, 0)  # one block: no cut
+    assert pred.halo == (15, 15, 15)
 
 
 def test_maps_do_not_depend_on_thread_count() -> None:
