@@ -151,7 +151,10 @@ def object_table(stats: BlockStats, voxel_size: tuple[float, float, float]) -> p
     ``bbox_{z,y,x}_{min,max}`` (voxels, half-open), ``mean_intensity``,
     ``max_intensity``, ``touches_border``, ``elongation`` (longest / shortest principal axis,
     >= 1: the square root of the largest over the smallest eigenvalue of the coordinate
-    covariance in µm², each voxel counted as a box, i.e. ``voxel_size**2 / 12`` added per axis).
+    covariance in µm², each voxel counted as a box, i.e. ``voxel_size**2 / 12`` added per axis),
+    ``first_voxel`` (int64: the row-major index in the volume of the object's first voxel; a key
+    of the object alone, whatever the blocking: ordering by it numbers objects independently of
+    the block shape, ``docs/stitching.md``).
     """
     vs = np.asarray(voxel_size, dtype=np.float64)
     count = stats.count.astype(np.float64)
@@ -171,6 +174,7 @@ def object_table(stats: BlockStats, voxel_size: tuple[float, float, float]) -> p
     cols["max_intensity"] = stats.max_intensity
     cols["touches_border"] = stats.touches_border
     cols["elongation"] = _elongation(stats, vs, safe)
+    cols["first_voxel"] = stats.first.astype(np.int64)
     return pa.table(cols)
 
 
