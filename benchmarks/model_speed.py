@@ -11,8 +11,8 @@ read ROI = write ROI + halo) with
   sliding window over the whole read ROI from its own start, Gaussian blending, halo = the
   card's halo scaled to the data;
 * ``new``: ``ModelPredictor.predict(..., write_roi=...)``: the patches of the volume's global
-  grid that meet the write ROI, halo = the grid's reach (the defaults: overlap-tile, 80³ windows
-  keeping their centre of 64³).
+  grid that meet the write ROI (the defaults: overlap-tile, 80³ windows keeping their centre of
+  64³), halo = what the patches of a grid of such blocks read (``ModelPredictor.grid_halo``).
 
 Both at the model's own scale (1 µm voxels, 12 µm nuclei: step 1, no resampling) and with the
 pipeline's halo rule (at least the seeds' reach of one diameter). Columns: halo, patch voxels run
@@ -192,7 +192,8 @@ def main() -> None:
     for b in args.blocks:
         roi = Roi((b, b, b), (b, b, b))
         old_cost = 0.0
-        for tiling, halo in (("old", old_halo(pred)[0]), ("new", pred.halo[0])):
+        # The pipeline's halo for a grid of such blocks (8 blocks per axis): what their patches read.
+        for tiling, halo in (("old", old_halo(pred)[0]), ("new", pred.grid_halo((b,) * 3, (8 * b,) * 3)[0])):
             halo = max(halo, reach)
             read = roi.grow((halo,) * 3)
             image = _image(read.shape)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/patch_blend.py [--shape 64 128 128] [--windows 64 80]
+    python benchmarks/patch_blend.py [--shape 64 128 128] [--volumes 4] [--windows 64 80]
 
 On four synthetic volumes (``bigseg.synth`` presets, 1 µm voxels, nuclei 10 µm: model step
 0.83, or 14 µm: step 1.17) it runs the whole volume with: the old per-block sliding window
@@ -50,6 +50,7 @@ def _patch_voxels(pred, shape) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", type=int, nargs=3, default=(64, 128, 128))
+    ap.add_argument("--volumes", type=int, default=len(VOLUMES), help="only the first N volumes")
     ap.add_argument("--windows", type=int, nargs="+", default=None,
                     help="only the overlap-tile rows with these windows (e.g. 64 80: the old and new defaults)")
     args = ap.parse_args()
@@ -57,7 +58,7 @@ def main() -> None:
     thresholds = load_model_package(DEFAULT_MODEL).card.decoding
     print(f"{'volume':<24} {'blend':<9} {'window':>6} {'border':>6} {'patch/vox':>9} {'s':>6} {'F1@.5':>6} {'F1@.75':>6}"
           f" {'mean|Δ|':>8} {'p99.9|Δ|':>8}")
-    for preset, seed, diameter in VOLUMES:
+    for preset, seed, diameter in VOLUMES[:args.volumes]:
         image, truth = _volume(tuple(args.shape), preset, seed, diameter)
         name = f"{preset} {diameter:g} µm"
         ref = default_model_spec((1.0, 1.0, 1.0), diameter, device="cpu", blend="gaussian", patch_size=(64,) * 3,
