@@ -7,6 +7,7 @@ Voxel sizes come from each volume's meta.json; nothing is tuned per volume. Prin
     python benchmarks/real_data.py --data ../shared/data --json scores.json
     python benchmarks/real_data.py --diameter-from-labels   # each volume's median nucleus diameter
     python benchmarks/real_data.py --diameter auto          # each volume's diameter estimated from its image
+    python benchmarks/real_data.py --only gonuclear_ovule_1135 qcanet_embryo_8cell
 
 `--diameter-from-labels` gives each volume the median equivalent-sphere diameter of its labelled
 nuclei not cut by the border: the size a user states when running bigseg on their own specimen.
@@ -80,10 +81,13 @@ def main() -> None:
     ap.add_argument("--diameter-from-labels", action="store_true", help="per-volume median diameter of the labels")
     ap.add_argument("--region-um", type=float, default=10.0, help="reach of the labelled region (µm) for `region`")
     ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    ap.add_argument("--only", nargs="+", default=None, help="only these volumes (names of folders in --data)")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bigseg-real-") as tmp:
         for name, raw, labels, voxel, _ in volumes(args.data):
+            if args.only is not None and name not in args.only:
+                continue
             diameter = args.diameter
             truth = tifffile.imread(labels)
             if args.diameter_from_labels:
