@@ -51,6 +51,15 @@ def test_bad_grid() -> None:
         PatchGrid.from_overlap((16, 16, 16), 1.5, "tile")
 
 
+def test_default_grid_keeps_a_power_of_two_centre() -> None:
+    # Border an eighth of the window, at most 8: 80 keeps 64 (stride 64), 64 keeps 48, 16 keeps 12.
+    grid = PatchGrid.default((80, 64, 16), "tile")
+    assert grid.border == (8, 8, 2) and grid.stride == (64, 48, 12) and grid.support == grid.stride
+    assert PatchGrid.default((80, 80, 80), "gaussian") == PatchGrid.from_overlap((80, 80, 80), 0.25, "gaussian")
+    # A write ROI on the patch period runs exactly its own patches: 128 / 64 = 2 per axis.
+    assert len(list(PatchGrid.default((80, 80, 80), "tile").indices((128, 0, 64), (256, 128, 192)))) == 8
+
+
 @pytest.mark.parametrize("blend", ["tile", "gaussian"])
 def test_pointwise_model_is_reproduced(blend) -> None:
     img = np.random.default_rng(0).random((20, 45, 33), dtype=np.float32)
