@@ -7,7 +7,15 @@ model first among them.
 
 from bigseg.predict._card import Architecture, Head, ModelCard, Provenance, TargetSpec
 from bigseg.predict._classical import ClassicalPredictor, ClassicalSpec
-from bigseg.predict._device import busy_fraction, device_intervals, device_use, reset_device_intervals
+from bigseg.predict._device import (
+    CPU_BATCH,
+    MAX_BATCH,
+    batch_for_memory,
+    busy_fraction,
+    device_intervals,
+    device_use,
+    reset_device_intervals,
+)
 from bigseg.predict._model import (
     ModelPredictor,
     ModelSpec,
@@ -39,8 +47,10 @@ from bigseg.predict._sliding import sliding_window
 
 __all__ = [
     "ARCHITECTURES",
+    "CPU_BATCH",
     "DEFAULT_MODEL",
     "HEADS",
+    "MAX_BATCH",
     "Architecture",
     "ClassicalPredictor",
     "ClassicalSpec",
@@ -60,6 +70,7 @@ __all__ = [
     "activate",
     "available_models",
     "build_network",
+    "batch_for_memory",
     "busy_fraction",
     "default_model_spec",
     "device_intervals",

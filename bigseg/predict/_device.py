@@ -5,6 +5,13 @@ next block's reading and resampling and the previous block's writing; only one
 thread at a time may run the network on the device (its memory holds one batch
 of patches). :func:`device_use` is that lock; it also records when the device
 was busy, so a run can report its busy fraction.
+
+How many patches one forward pass takes is decided by the device's memory
+(:func:`batch_for_memory`): on CUDA from ``torch.cuda.mem_get_info`` and the
+memory a forward pass of 1 and 2 patches was measured to take; on the
+simulated device from its stated memory size; on CPU a fixed
+:data:`CPU_BATCH` (a CPU gains little from larger batches, and its maps keep
+the bits they had).
 """
 
 from __future__ import annotations
@@ -14,7 +21,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["busy_fraction", "device_intervals", "device_use", "reset_device_intervals"]
+from bigseg.errors import InputError
+
+__all__ = [
+    "CPU_BATCH", "MAX_BATCH", "MEMORY_SHARE", "batch_for_memory", "busy_fraction", "device_intervals", "device_use",
+    "reset_device_intervals",
+]
+
+#: Patches per forward pass on a CPU.
+CPU_BATCH = 2
+#: The largest batch chosen from memory: past it a GPU gains little, and every block pads its last batch
+#: with zeros up to the batch size (a fixed batch keeps a patch's maps independent of its batch-mates).
+MAX_BATCH = 16
+#: Share of the device's free memory given to one batch; the rest holds one block's blending buffers
+#: (on the device), the allocator's caching and fragmentation.
+MEMORY_SHARE = 0.5
 
 _LOCKS: dict[str, threading.Lock] = {}
 _INTERVALS: dict[str, list[tuple[float, float]]] = {}
@@ -67,3 +88,47 @@ def busy_fraction(intervals: list[tuple[float, float]], *, skip_first: bool = Tr
     end = max(e for _, e in spans)
     busy = sum(min(e, end) - max(s, start) for s, e in rest if e > start)
     return busy / (end - start) if end > start else float("nan")
+
+
+def batch_for_memory(
+    free_bytes: float, per_patch_bytes: float, *, fixed_bytes: float = 0.0, share: float = MEMORY_SHARE,
+    largest: int = MAX_BATCH,
+) -> int:
+    """Patches per forward pass on a device with ``free_bytes`` of free memory.
+
+    The largest power of two, at most ``largest``, whose pass fits in ``share`` of the free memory:
+    ``fixed_bytes + batch * per_patch_bytes <= share * free_bytes``. Powers of two keep the choice
+    stable when the free memory moves a little between workers or runs (the batch size is part of
+    a GPU's numerics).
+
+    Raises
+    ------
+    InputError
+        Not even one patch fits.
+
+    Examples
+    --------
+    >>> batch_for_memory(16 * 2**30, 2**30)        # 8 GiB for batches of 1 GiB per patch
+    8
+    >>> batch_for_memory(80 * 2**30, 2**28)        # capped
+    16
+    >>> batch_for_memory(4 * 2**30, 2**29, fixed_bytes=2**29)
+    2
+    """
+    if not (per_patch_bytes > 0 and free_bytes >= 0 and fixed_bytes >= 0 and 0 < share <= 1 and largest >= 1):
+        raise InputError(
+            f"batch_for_memory needs per_patch_bytes > 0, free and fixed bytes >= 0, 0 < share <= 1 and largest >= 1; "
+            f"got {per_patch_bytes}, {free_bytes}, {fixed_bytes}, {share}, {largest}"
+        )
+    fits = int((share * free_bytes - fixed_bytes) // per_patch_bytes)
+    if fits < 1:
+        gib = 2**30
+        raise InputError(
+            f"one patch needs {(fixed_bytes + per_patch_bytes) / gib:.2f} GiB of device memory but only "
+            f"{share:g} × {free_bytes / gib:.2f} GiB free may hold a batch: free the device (other processes), "
+            "use a smaller patch_size, or run on the CPU (--device cpu)"
+        )
+    batch = 1
+    while batch * 2 <= min(fits, largest):
+        batch *= 2
+    return batch

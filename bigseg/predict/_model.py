@@ -24,7 +24,7 @@ import torch
 from bigseg.errors import InputError
 from bigseg.maps import DEVICES, Device
 from bigseg.predict._card import ModelCard
-from bigseg.predict._device import device_use
+from bigseg.predict._device import CPU_BATCH, batch_for_memory, device_use
 from bigseg.predict._networks import activate, patch_divisor
 from bigseg.predict._package import DEFAULT_MODEL, load_model_package
 from bigseg.predict._patches import Blend, PatchGrid, predict_on_grid
@@ -62,8 +62,10 @@ class ModelSpec:
         ``auto`` picks CUDA when available.
     tta : bool
         Average over flips along each axis (4 passes).
-    batch_size : int
-        Patches per forward pass.
+    batch_size : int, optional
+        Patches per forward pass. Default: from the device's memory on CUDA
+        (measured once per process, :func:`bigseg.predict.batch_for_memory`),
+        :data:`~bigseg.predict.CPU_BATCH` on CPU.
     patch_size : (int, int, int), optional
         Patch shape on the model's grid; the card's by default.
     precision : {"auto", "fp32", "bf16", "fp16"}
@@ -96,7 +98,7 @@ class ModelSpec:
     diameter_um: float | None = None
     device: Device = "auto"
     tta: bool = False
-    batch_size: int = 2
+    batch_size: int | None = None
     patch_size: tuple[int, int, int] | None = None
     precision: Precision = "auto"
     overlap: float | None = None
@@ -116,9 +118,10 @@ class ModelSpec:
             raise InputError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r} (CLI: --device)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(f"`precision` must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-        if int(self.batch_size) < 1:
-            raise InputError(f"`batch_size` must be >= 1, got {self.batch_size}")
-        object.__setattr__(self, "batch_size", int(self.batch_size))
+        if self.batch_size is not None:
+            if int(self.batch_size) < 1:
+                raise InputError(f"`batch_size` must be >= 1 (or None: from the device's memory), got {self.batch_size}")
+            object.__setattr__(self, "batch_size", int(self.batch_size))
         if int(self.threads) < 1:
             raise InputError(f"`threads` must be >= 1, got {self.threads}")
         object.__setattr__(self, "threads", int(self.threads))
@@ -204,6 +207,8 @@ class ModelPredictor:
             )
         self.patches = (PatchGrid.default(self.patch_size, spec.blend) if spec.overlap is None
                         else PatchGrid.from_overlap(self.patch_size, spec.overlap, spec.blend))
+        self._batch_size = spec.batch_size
+        self._batch_lock = threading.Lock()
         logger.info("model %s on %s, %s; data voxels per model voxel %s", card.name, self.device,
                     self.autocast_dtype or "fp32", tuple(round(s, 3) for s in self.scale.step))
 
@@ -254,6 +259,33 @@ class ModelPredictor:
             need = max(need, a - max(d0, 0), min(d1, size) - e)
         return need
 
+    @property
+    def batch_size(self) -> int:
+        """Patches per forward pass: the spec's, else :data:`CPU_BATCH` on CPU, else sized to the
+        device's free memory (measured at the first use, once per process)."""
+        with self._batch_lock:
+            if self._batch_size is None:
+                self._batch_size = CPU_BATCH if self.device.type == "cpu" else self._batch_from_memory()
+                logger.info("model %s on %s: %d patches of %s per forward pass", self.card.name, self.device,
+                            self._batch_size, self.patch_size)
+            return self._batch_size
+
+    def _batch_from_memory(self) -> int:
+        """The largest batch that fits the device's free memory, from the peak memory of passes of 1 and 2 patches."""
+        dev = self.device
+        torch.cuda.synchronize(dev)
+        free, _ = torch.cuda.mem_get_info(dev)
+        peaks = []
+        for n in (1, 2):
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            with torch.inference_mode():
+                self._forward(torch.zeros((n, 1, *self.patch_size), device=dev))
+            torch.cuda.synchronize(dev)
+            peaks.append(torch.cuda.max_memory_allocated(dev) - base)
+        per_patch = max(peaks[1] - peaks[0], 1)
+        return batch_for_memory(free, per_patch, fixed_bytes=max(peaks[0] - per_patch, 0))
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         flips = _TTA_FLIPS if self.spec.tta else ((),)
         total: torch.Tensor | None = None
@@ -297,7 +329,7 @@ class ModelPredictor:
         lo = origin if lo is None else lo
         hi = tuple(o + n for o, n in zip(origin, image.shape)) if hi is None else hi
         return predict_on_grid(np.asarray(image, dtype=np.float32), self._run, self.patches, origin=origin,
-                               lo=lo, hi=hi, batch_size=self.spec.batch_size)
+                               lo=lo, hi=hi, batch_size=self.batch_size)
 
     def predict(
         self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0), write_roi: Roi | None = None

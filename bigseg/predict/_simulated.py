@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bigseg.errors import InputError
-from bigseg.predict._device import device_use
+from bigseg.predict._device import batch_for_memory, device_use
 from bigseg.tiling import Roi
 
 __all__ = ["SimulatedPredictor", "SimulatedSpec"]
@@ -38,17 +38,25 @@ class SimulatedSpec:
         The simulated model's patch (data voxels).
     overlap : float
         Fraction of a patch shared with its neighbours, as in the sliding window.
-    batch_size : int
-        Patches per simulated device call.
+    batch_size : int, optional
+        Patches per simulated device call; default: sized to ``memory_gib`` by the
+        rule of a GPU (:func:`bigseg.predict.batch_for_memory`).
     halo : (int, int, int)
         Context the simulated model asks for.
+    memory_gib : float
+        The simulated device's free memory, GiB.
+    bytes_per_voxel : float
+        Device memory a forward pass takes per patch voxel (1 KiB: a network
+        holding 256 float32 values per voxel at its peak).
     """
 
     seconds_per_mvox: float = 0.0
     patch_size: tuple[int, int, int] = (32, 64, 64)
     overlap: float = 0.25
-    batch_size: int = 2
+    batch_size: int | None = None
     halo: tuple[int, int, int] = (4, 4, 4)
+    memory_gib: float = 1.0
+    bytes_per_voxel: float = 1024.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.seconds_per_mvox) and self.seconds_per_mvox >= 0):
@@ -57,8 +65,12 @@ class SimulatedSpec:
             raise InputError(f"`patch_size` must be 3 ints >= 1 (z, y, x), got {self.patch_size}")
         if not 0 <= self.overlap < 1:
             raise InputError(f"`overlap` must be in [0, 1), got {self.overlap}")
-        if self.batch_size < 1:
-            raise InputError(f"`batch_size` must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"`batch_size` must be >= 1 (or None: from `memory_gib`), got {self.batch_size}")
+        if not (math.isfinite(self.memory_gib) and self.memory_gib > 0):
+            raise InputError(f"`memory_gib` must be a finite number > 0, got {self.memory_gib}")
+        if not (math.isfinite(self.bytes_per_voxel) and self.bytes_per_voxel > 0):
+            raise InputError(f"`bytes_per_voxel` must be a finite number > 0, got {self.bytes_per_voxel}")
 
     def build(self) -> SimulatedPredictor:
         return SimulatedPredictor(self)
@@ -79,6 +91,9 @@ class SimulatedPredictor:
 
     def __init__(self, spec: SimulatedSpec) -> None:
         self.spec = spec
+        per_patch = spec.bytes_per_voxel * float(np.prod(spec.patch_size))
+        #: Patches per simulated device call.
+        self.batch_size = spec.batch_size or batch_for_memory(spec.memory_gib * 2**30, per_patch)
 
     @property
     def halo(self) -> tuple[int, int, int]:
@@ -99,8 +114,8 @@ class SimulatedPredictor:
         n, patch = _patch_count(image.shape, self.spec.patch_size, self.spec.overlap)
         if self.spec.seconds_per_mvox > 0:
             with device_use("simulated"):
-                for first in range(0, n, self.spec.batch_size):
-                    batch = min(self.spec.batch_size, n - first)
+                for first in range(0, n, self.batch_size):
+                    batch = min(self.batch_size, n - first)
                     time.sleep(self.spec.seconds_per_mvox * batch * float(np.prod(patch)) / 1e6)
         if write_roi is not None:
             block = Roi(tuple(int(o) for o in offset), image.shape)

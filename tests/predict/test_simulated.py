@@ -48,7 +48,7 @@ def test_zero_rate_never_touches_the_device():
     ({"seconds_per_mvox": -1.0}, "`seconds_per_mvox` must be a finite number >= 0, got -1.0"),
     ({"patch_size": (0, 8, 8)}, r"`patch_size` must be 3 ints >= 1 \(z, y, x\), got \(0, 8, 8\)"),
     ({"overlap": 1.0}, r"`overlap` must be in \[0, 1\), got 1.0"),
-    ({"batch_size": 0}, "`batch_size` must be >= 1, got 0"),
+    ({"batch_size": 0}, r"`batch_size` must be >= 1 \(or None: from `memory_gib`\), got 0"),
 ])
 def test_bad_spec(kwargs, match):
     with pytest.raises(InputError, match=match):
