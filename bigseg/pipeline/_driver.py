@@ -1,7 +1,9 @@
 """The stages of one run, in order (one Dask future per active block, bounded window)::
 
     (driver)     tissue mask on a low-resolution level: blocks far from tissue are skipped
-    predict      image read ROI → BCD maps of the write ROI (+ image copy) → local seed labels
+    predict      image read ROI → BCD maps of the write ROI (+ image copy) → local seed labels;
+                 with GPU resources split in two: the GPU stage writes only the maps, and a host
+                 stage on any worker makes the image copy and the seed labels from the stored maps
     pairs        seed labels touching across block faces (saved per block)
     resolve      roots of the block's merged IDs, from the pairs around it
     (driver)     prefix sums of per-block root counts → offsets (final IDs by construction)
@@ -47,6 +49,7 @@ from bigseg.pipeline._tasks import (
     copy_task,
     flood_task,
     histogram_task,
+    host_task,
     iou_pairs_task,
     iou_write_task,
     local_decode_task,
@@ -248,9 +251,18 @@ def run_stages(
     voronoi = ctx.decoder.name == "voronoi-otsu"
     if ctx.image is not None and predict and not active.all():
         _timed(timings, "copy", lambda: _fold(runner, "copy", copy_task, _Blocks(grid, np.flatnonzero(~active))))
-    counts = _timed(timings, "predict" if predict else "seeds", lambda: _fold(
-        runner, "predict", predict_task, blocks, lambda b: (seeded and not voronoi,),
-        resources={"GPU": 1} if cfg.gpu_resources and predict else None))
+    with_seeds = seeded and not voronoi
+    if predict and cfg.gpu_resources:
+        # The GPU worker's process does only what the device needs (one GIL for all its blocks' host
+        # work); the rest runs on every worker. Stage names differ from the one-stage form, so that a
+        # resumed run never takes one form's records for the other's.
+        _timed(timings, "predict", lambda: _fold(
+            runner, "predict-gpu", predict_task, blocks, lambda b: (False, False), resources={"GPU": 1}))
+        counts = _timed(timings, "seeds", lambda: _fold(runner, "predict-host", host_task, blocks,
+                                                        lambda b: (with_seeds,)))
+    else:
+        counts = _timed(timings, "predict" if predict else "seeds", lambda: _fold(
+            runner, "predict", predict_task, blocks, lambda b: (with_seeds,)))
     if voronoi:
         ctx, plan = _voronoi_threshold(ctx, plan, runner, blocks, timings)
         counts = _timed(timings, "seeds", lambda: _fold(runner, "seeds", voronoi_seeds_task, blocks))

@@ -29,7 +29,7 @@ from bigseg.decode import (
 from bigseg.io import ImageWriter, Volume, check_finite, copy_image_block, join_url
 from bigseg.maps import FOREGROUND
 from bigseg.measure import BlockStats, block_stats, combine_stats, object_table
-from bigseg.predict import Normalization, PredictorSpec, get_predictor
+from bigseg.predict import Normalization, PredictorSpec, device_task, get_predictor
 from bigseg.stitch import (
     Numbering,
     Renumbering,
@@ -53,6 +53,7 @@ __all__ = [
     "copy_task",
     "flood_task",
     "histogram_task",
+    "host_task",
     "local_decode_task",
     "measure_task",
     "iou_pairs_task",
@@ -95,8 +96,9 @@ def _read_maps(ctx: RunContext, roi: Roi) -> np.ndarray:
     return decode_maps(ctx.maps.read(roi))
 
 
-def _write_roi_maps(ctx: RunContext, block: Block) -> np.ndarray:
-    """Predict the block (writing the maps and image copy of its write ROI), or read stored maps.
+def _write_roi_maps(ctx: RunContext, block: Block, copy_image: bool = True) -> np.ndarray:
+    """Predict the block (writing the maps, and with ``copy_image`` the image copy, of its write ROI),
+    or read stored maps.
 
     Returns the write ROI's maps as stored (encoded and decoded again), as every later read sees them.
     """
@@ -105,25 +107,41 @@ def _write_roi_maps(ctx: RunContext, block: Block) -> np.ndarray:
     assert ctx.volume is not None and ctx.normalization is not None  # set together by the driver
     image = ctx.volume.read(block.read_roi)
     check_finite(image, f"the image's read ROI {block.read_roi}")
-    inner = block.write_in_read
-    if ctx.image is not None:
-        ctx.image.write(block.write_roi, image[inner])
     maps = get_predictor(ctx.predictor).predict(
         ctx.normalization.apply(image), offset=block.read_roi.offset, write_roi=block.write_roi
     )
     stored = encode_maps(maps, ctx.maps.dtype)
     ctx.maps.write(block.write_roi, stored)
+    if copy_image and ctx.image is not None:
+        ctx.image.write(block.write_roi, image[block.write_in_read])
     return decode_maps(stored)
 
 
-def predict_task(ctx: RunContext, block: Block, with_seeds: bool) -> int:
-    """Stage 1: maps of the write ROI; with seeds, label them locally. Returns the seed count."""
-    maps = _write_roi_maps(ctx, block)
-    if not with_seeds:
-        return 0
+def predict_task(ctx: RunContext, block: Block, with_seeds: bool, copy_image: bool = True) -> int:
+    """Stage 1: maps of the write ROI (and the image copy); with seeds, label them locally. Returns the seed count.
+
+    On a GPU run (:func:`host_task` follows) only the maps: everything else leaves the GPU worker.
+    """
+    with device_task():  # its interval, for telling host from device time (benchmarks, tests)
+        maps = _write_roi_maps(ctx, block, copy_image)
+        if not with_seeds:
+            return 0
+        return _label_seeds(ctx, block, maps)
+
+
+def _label_seeds(ctx: RunContext, block: Block, maps: np.ndarray) -> int:
     local, n = label_seeds(seed_mask(maps, ctx.params))
     ctx.scratch.write("seeds", block.write_roi, local)
     return n
+
+
+def host_task(ctx: RunContext, block: Block, with_seeds: bool) -> int:
+    """Stage 1b of a GPU run, on any worker: the image copy and the seed labels of the write ROI, from
+    the stored maps (the same values :func:`predict_task` labels). Returns the seed count."""
+    if ctx.image is not None:
+        assert ctx.volume is not None  # an image copy is made from the input
+        copy_image_block(ctx.volume, ctx.image, block.write_roi)
+    return _label_seeds(ctx, block, _read_maps(ctx, block.write_roi)) if with_seeds else 0
 
 
 def histogram_task(ctx: RunContext, block: Block) -> np.ndarray:

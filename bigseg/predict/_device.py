@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from bigseg.errors import InputError
 
 __all__ = [
-    "CPU_BATCH", "MAX_BATCH", "MEMORY_SHARE", "batch_for_memory", "busy_fraction", "device_intervals", "device_use",
-    "reset_device_intervals",
+    "CPU_BATCH", "MAX_BATCH", "MEMORY_SHARE", "batch_for_memory", "busy_fraction", "device_intervals", "device_task",
+    "device_tasks", "device_use", "device_uses", "overlap_times", "reset_device_intervals",
 ]
 
 #: Patches per forward pass on a CPU.
@@ -38,7 +38,10 @@ MAX_BATCH = 16
 MEMORY_SHARE = 0.5
 
 _LOCKS: dict[str, threading.Lock] = {}
-_INTERVALS: dict[str, list[tuple[float, float]]] = {}
+# Per device: (thread id, asked for, acquired, released), wall-clock seconds.
+_USES: dict[str, list[tuple[int, float, float, float]]] = {}
+# Tasks that use a device: (thread id, start, end).
+_TASKS: list[tuple[int, float, float]] = []
 _GUARD = threading.Lock()
 
 
@@ -47,28 +50,91 @@ def device_use(device: str) -> Iterator[None]:
     """Hold ``device`` (e.g. ``"cuda:0"``) for one block's inference; record the busy interval."""
     with _GUARD:
         lock = _LOCKS.setdefault(device, threading.Lock())
-        intervals = _INTERVALS.setdefault(device, [])
+        uses = _USES.setdefault(device, [])
+    asked = time.time()
     with lock:
         start = time.time()
         try:
             yield
         finally:
-            intervals.append((start, time.time()))
+            uses.append((threading.get_ident(), asked, start, time.time()))
 
 
 def device_intervals(device: str | None = None) -> list[tuple[float, float]]:
     """Busy intervals (wall-clock seconds) of ``device``, or of every device, in this process."""
+    return sorted((start, end) for _, _, start, end in device_uses(device))
+
+
+def device_uses(device: str | None = None) -> list[tuple[int, float, float, float]]:
+    """Every use of ``device`` (or of every device) in this process: ``(thread id, asked for, acquired,
+    released)``; a thread waited for the device from the second to the third and held it until the fourth."""
     with _GUARD:
         if device is not None:
-            return list(_INTERVALS.get(device, []))
-        return sorted(i for v in _INTERVALS.values() for i in v)
+            return list(_USES.get(device, []))
+        return sorted(u for v in _USES.values() for u in v)
+
+
+@contextmanager
+def device_task() -> Iterator[None]:
+    """Record the interval of one block's task that uses a device (on this thread): with
+    :func:`device_uses` it tells the task's host time from its device time (:func:`overlap_times`)."""
+    start = time.time()
+    try:
+        yield
+    finally:
+        with _GUARD:
+            _TASKS.append((threading.get_ident(), start, time.time()))
+
+
+def device_tasks() -> list[tuple[int, float, float]]:
+    """The recorded tasks of this process: ``(thread id, start, end)``."""
+    with _GUARD:
+        return list(_TASKS)
 
 
 def reset_device_intervals() -> None:
-    """Forget the recorded intervals (before a measured run)."""
+    """Forget the recorded uses and tasks (before a measured run)."""
     with _GUARD:
-        for v in _INTERVALS.values():
+        for v in _USES.values():
             v.clear()
+        _TASKS.clear()
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
+
+
+def overlap_times(
+    tasks: list[tuple[int, float, float]], uses: list[tuple[int, float, float, float]]
+) -> tuple[float, float, float]:
+    """Span, host time and device time of a run's tasks, each a union over threads (seconds).
+
+    A task's host time is its interval minus the time its thread waited for or held the
+    device. Without overlap, host and device intervals are disjoint and the span is at least
+    host + device; ``host + device - span`` is the time the overlap hid.
+
+    Examples
+    --------
+    >>> overlap_times([(1, 0, 3), (2, 1, 4)], [(1, 1, 1, 2), (2, 2, 2, 3)])  # each task: 1 s host, 1 s device, 1 s host
+    (4, 4.0, 2.0)
+    """
+    host = []
+    for thread, start, end in tasks:
+        cursor = start
+        for _, asked, _, released in sorted(u for u in uses if u[0] == thread and start <= u[1] <= end):
+            host.append((cursor, asked))
+            cursor = released
+        host.append((cursor, end))
+    device = [(acquired, released) for _, _, acquired, released in uses]
+    if not tasks:
+        return 0.0, 0.0, _union(device)
+    span = max(e for _, _, e in tasks) - min(s for _, s, _ in tasks)
+    return span, _union(host), _union(device)
 
 
 def busy_fraction(intervals: list[tuple[float, float]], *, skip_first: bool = True) -> float:

@@ -111,6 +111,23 @@ def test_kill_anywhere_then_resume_gives_identical_output(source, reference, tmp
         assert 0 < result.skipped["flood"][0]
 
 
+@pytest.mark.parametrize("kill_at, first, then", [
+    ("predict-host:5:written", True, False),   # maps of every block, seeds of some: resumed in one stage
+    ("predict:7:done", False, True),           # the one-stage form's records, resumed in the GPU form
+])
+def test_resume_across_the_gpu_split(source, reference, tmp_path, kill_at, first, then):
+    """With GPU resources the predict stage runs as two (maps; image copy and seeds) under other
+    record names, so neither form takes the other's records for its own."""
+    out = tmp_path / "out.zarr"
+    run_killed(source, out, kill_at, gpu_resources=first)
+    result = run(source, out, gpu_resources=then)
+    # every file but the labels' metadata, which records the run's configuration (gpu_resources with it)
+    meta = "labels/nuclei/zarr.json"
+    assert {k: v for k, v in product_files(out).items() if k != meta} == \
+        {k: v for k, v in product_files(reference).items() if k != meta}
+    assert ("seeds" in result.timings) == then
+
+
 def test_kill_twice_then_resume(source, reference, tmp_path):
     out = tmp_path / "out.zarr"
     run_killed(source, out, "predict:5:done")
