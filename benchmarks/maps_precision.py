@@ -3,11 +3,12 @@
 Segments each volume twice with the default model, in this process, changing only
 ``maps_dtype``, and compares the float16 labels with the float32 ones: object counts,
 F1 of the object matching at IoU 0.5 and 0.9 (float32 labels as the reference), and the fraction
-of foreground voxels whose label differs (after matching). Synthetic volumes always; the
-labelled volumes of ``--data`` (raw.tif + meta.json per folder) when given.
+of foreground voxels whose label differs (after matching). Synthetic volumes unless
+``--skip-synthetic``; the labelled volumes of ``--data`` (raw.tif + meta.json per folder), smallest
+first, when given.
 
     python benchmarks/maps_precision.py
-    python benchmarks/maps_precision.py --data ../shared/data
+    python benchmarks/maps_precision.py --data ../shared/data --skip-synthetic
 """
 
 from __future__ import annotations
@@ -62,18 +63,17 @@ def _compare(name: str, src: str, work: Path, **options: object) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=None, help="folder of labelled volumes (raw.tif + meta.json)")
+    ap.add_argument("--skip-synthetic", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bigseg-maps-") as tmp:
         work = Path(tmp)
-        for preset, shape, voxel, diameter, seed in SYNTH:
+        for preset, shape, voxel, diameter, seed in [] if args.skip_synthetic else SYNTH:
             src = work / f"synth-{seed}.zarr"
             write_synthetic(src, shape, voxel_size=voxel, preset=preset, diameter_um=diameter, seed=seed, overwrite=True)
             _compare(f"synth {preset} {shape} s{seed}", str(src), work, diameter_um=diameter, block_shape=(32, 64, 64))
-        for meta_path in sorted(args.data.glob("*/meta.json")) if args.data else []:
-            meta = json.loads(meta_path.read_text())
-            if not meta.get("labels"):
-                continue
-            _compare(meta["name"], str(meta_path.parent / "raw.tif"), work, voxel_size=tuple(meta["voxel_size_um"]))
+        metas = [json.loads(p.read_text()) | {"_dir": p.parent} for p in args.data.glob("*/meta.json")] if args.data else []
+        for meta in sorted((m for m in metas if m.get("labels")), key=lambda m: int(np.prod(m["shape"]))):
+            _compare(meta["name"], str(meta["_dir"] / "raw.tif"), work, voxel_size=tuple(meta["voxel_size_um"]))
 
 
 if __name__ == "__main__":
