@@ -15,8 +15,10 @@ the stage three ways:
   the image copy and the seed labels follow in a host stage on every worker.
 
 Figures: the GPU stage's wall time, the host stage's (split only), the device time, the busy fraction
-(device time / wall time from the end of the first block's device use), and the GPU stage's host time
-measured inside the same run (``bigseg.predict.overlap_times``) with the share of it the device hid.
+(device time / wall time from the end of the first block's device use), the GPU stage's host time
+measured inside the same run (``bigseg.predict.overlap_times``) with the share of it the device hid,
+and the CPU seconds per block of the device worker's process during that stage (all its threads:
+what one process must fit into the device time per block, whatever the machine's load).
 
     python benchmarks/device_busy.py                    # 64 blocks
     python benchmarks/device_busy.py --shape 128 256 512 --threads 4 --only split
@@ -61,15 +63,30 @@ def _run(src: Path, out: Path, mode: str, threads: int, cpu_workers: int, spec: 
     cluster, client = _cluster(gpu_threads, cpu_workers if mode == "split" else 0)
     with cluster, client:
         client.run(_import_stack)
-        res = segment(str(src), str(out), client=client, predictor_spec=spec, diameter_um=8.0,
-                      block_shape=block, overwrite=True, gpu_resources=(mode == "split"))
         gpu = next(a for a, w in client.scheduler_info()["workers"].items() if w.get("name") == "gpu-0")
+        cpu: list[float] = []
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # The device worker's process CPU seconds at the start and the end of the stage that uses the device.
+            if stage in ("predict", "predict-gpu") and done in (0, total):
+                cpu.append(client.run(_cpu_seconds, workers=[gpu])[gpu])
+
+        res = segment(str(src), str(out), client=client, predictor_spec=spec, diameter_um=8.0, progress=progress,
+                      block_shape=block, overwrite=True, gpu_resources=(mode == "split"))
         uses = client.run(device_uses, workers=[gpu])[gpu]
         tasks = client.run(device_tasks, workers=[gpu])[gpu]
     span, host, device = overlap_times(tasks, uses)
     return {"predict": res.timings["predict"], "seeds": res.timings.get("seeds", 0.0), "device": device,
             "busy": busy_fraction([(s, e) for _, _, s, e in uses]) if uses else float("nan"),
-            "host": host, "hidden": (host + device - span) / host if host else float("nan")}
+            "host": host, "hidden": (host + device - span) / host if host else float("nan"),
+            "cpu": (cpu[-1] - cpu[0]) / res.n_blocks if len(cpu) == 2 else float("nan")}
+
+
+def _cpu_seconds() -> float:
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return float(t.user + t.system)
 
 
 def _import_stack() -> None:
@@ -103,12 +120,13 @@ def main() -> None:
               f"({per_mvox:.3f} s per Mvox of patches); device worker threads {args.threads}, "
               f"{args.cpu_workers} CPU worker(s) in split mode")
         print(f"{'mode':>8} {'GPU stage s':>11} {'host stage s':>12} {'device s':>8} {'busy':>5} "
-              f"{'host in run s':>13} {'hidden':>6}")
+              f"{'host in run s':>13} {'hidden':>6} {'device worker CPU ms/block':>26}")
         for mode in args.only:
             t0 = time.perf_counter()
             r = _run(src, work / f"{mode}.zarr", mode, args.threads, args.cpu_workers, spec, block)
             print(f"{mode:>8} {r['predict']:>11.2f} {r['seeds']:>12.2f} {r['device']:>8.2f} {r['busy']:>5.2f} "
-                  f"{r['host']:>13.2f} {r['hidden']:>6.2f}   (run {time.perf_counter() - t0:.0f}s)", flush=True)
+                  f"{r['host']:>13.2f} {r['hidden']:>6.2f} {r['cpu'] * 1e3:>26.0f}   (run {time.perf_counter() - t0:.0f}s)",
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

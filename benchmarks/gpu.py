@@ -312,7 +312,8 @@ def gpu_vs_cpu(args: argparse.Namespace, device: Any, work: Path) -> None:
         labels[name] = (open_volume(res.labels_url).read_level(0), res.n_objects)
     a, b = labels["cpu"][0], labels["gpu"][0]
     fg = (a > 0) | (b > 0)
-    _say(f"labels {vshape}: objects CPU {labels['cpu'][1]}, GPU {labels['gpu'][1]}; identical: {np.array_equal(a, b)}; "
+    _say(f"labels {vshape}: objects CPU {labels['cpu'][1]}, {device.type} {labels['gpu'][1]}; "
+         f"identical: {np.array_equal(a, b)}; "
          f"voxels with another label {np.count_nonzero(a != b) / max(1, fg.sum()):.2e} of {int(fg.sum())} foreground")
 
 

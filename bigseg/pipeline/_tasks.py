@@ -100,10 +100,10 @@ def _write_roi_maps(ctx: RunContext, block: Block, copy_image: bool = True) -> n
     """Predict the block (writing the maps, and with ``copy_image`` the image copy, of its write ROI),
     or read stored maps.
 
-    Returns the write ROI's maps as stored (encoded and decoded again), as every later read sees them.
+    Returns the write ROI's maps as stored (in their storage encoding), as every later read sees them.
     """
     if ctx.predictor is None:
-        return _read_maps(ctx, block.write_roi)
+        return ctx.maps.read(block.write_roi)
     assert ctx.volume is not None and ctx.normalization is not None  # set together by the driver
     image = ctx.volume.read(block.read_roi)
     check_finite(image, f"the image's read ROI {block.read_roi}")
@@ -114,7 +114,7 @@ def _write_roi_maps(ctx: RunContext, block: Block, copy_image: bool = True) -> n
     ctx.maps.write(block.write_roi, stored)
     if copy_image and ctx.image is not None:
         ctx.image.write(block.write_roi, image[block.write_in_read])
-    return decode_maps(stored)
+    return stored
 
 
 def predict_task(ctx: RunContext, block: Block, with_seeds: bool, copy_image: bool = True) -> int:
@@ -123,10 +123,10 @@ def predict_task(ctx: RunContext, block: Block, with_seeds: bool, copy_image: bo
     On a GPU run (:func:`host_task` follows) only the maps: everything else leaves the GPU worker.
     """
     with device_task():  # its interval, for telling host from device time (benchmarks, tests)
-        maps = _write_roi_maps(ctx, block, copy_image)
+        stored = _write_roi_maps(ctx, block, copy_image)
         if not with_seeds:
             return 0
-        return _label_seeds(ctx, block, maps)
+        return _label_seeds(ctx, block, decode_maps(stored))
 
 
 def _label_seeds(ctx: RunContext, block: Block, maps: np.ndarray) -> int:
