@@ -136,7 +136,9 @@ class SegmentConfig(BaseModel):
     )
     memory_limit: str = "auto"
     window: int | None = Field(None, ge=1, description="Most block tasks in flight (default 2 per worker thread).")
-    gpu_resources: bool = Field(False, description="Ask for resources={'GPU': 1} for inference tasks.")
+    gpu_resources: bool = Field(False, description=(
+        "Ask for resources={'GPU': 1} for inference tasks, which then only write the maps; the image copy and "
+        "the seed labels follow on any worker (docs/deploy.md)."))
     block_timeout: float | None = Field(
         None, gt=0, description="Seconds one block task may run before it counts as failed (default: no limit)."
     )
