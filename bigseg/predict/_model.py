@@ -64,7 +64,8 @@ class ModelSpec:
         Average over flips along each axis (4 passes).
     batch_size : int, optional
         Patches per forward pass. Default: from the device's memory on CUDA
-        (measured once per process, :func:`bigseg.predict.batch_for_memory`),
+        (measured once per process, :func:`bigseg.predict.batch_for_memory` of
+        the total memory, lowered where less is free),
         :data:`~bigseg.predict.CPU_BATCH` on CPU.
     patch_size : (int, int, int), optional
         Patch shape on the model's grid; the card's by default.
@@ -271,10 +272,15 @@ class ModelPredictor:
             return self._batch_size
 
     def _batch_from_memory(self) -> int:
-        """The largest batch that fits the device's free memory, from the peak memory of passes of 1 and 2 patches."""
+        """The largest batch that fits the device, from the peak memory of passes of 1 and 2 patches.
+
+        Decided on the device's total memory, so that every worker with the same GPU model picks the
+        same batch (a GPU's numerics, and so the maps' last bits, depend on it); lowered, with a
+        warning, where other processes leave less free memory than that batch needs.
+        """
         dev = self.device
         torch.cuda.synchronize(dev)
-        free, _ = torch.cuda.mem_get_info(dev)
+        free, total = torch.cuda.mem_get_info(dev)
         peaks = []
         for n in (1, 2):
             torch.cuda.reset_peak_memory_stats(dev)
@@ -284,7 +290,13 @@ class ModelPredictor:
             torch.cuda.synchronize(dev)
             peaks.append(torch.cuda.max_memory_allocated(dev) - base)
         per_patch = max(peaks[1] - peaks[0], 1)
-        return batch_for_memory(free, per_patch, fixed_bytes=max(peaks[0] - per_patch, 0))
+        fixed = max(peaks[0] - per_patch, 0)
+        batch = batch_for_memory(total, per_patch, fixed_bytes=fixed)
+        fits = batch_for_memory(free, per_patch, fixed_bytes=fixed)
+        if fits < batch:
+            logger.warning("%s: %.1f of %.1f GiB free; %d patches per pass instead of %d (maps may differ in their "
+                           "last bits from workers that use %d)", dev, free / 2**30, total / 2**30, fits, batch, batch)
+        return min(batch, fits)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         flips = _TTA_FLIPS if self.spec.tta else ((),)

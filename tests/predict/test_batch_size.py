@@ -73,15 +73,15 @@ class _FakeCuda:
     """torch.cuda's memory counters for a device of ``free`` bytes on which a pass of n patches peaks at
     ``fixed + n * per_patch`` bytes above what was allocated before it."""
 
-    def __init__(self, free: int, fixed: int, per_patch: int) -> None:
-        self.free, self.fixed, self.per_patch = free, fixed, per_patch
+    def __init__(self, free: int, total: int, fixed: int, per_patch: int) -> None:
+        self.free, self.total, self.fixed, self.per_patch = free, total, fixed, per_patch
         self.allocated, self.peak = 3 * GIB, 3 * GIB  # the network's weights and the like
 
     def forward_of(self, n: int) -> None:
         self.peak = max(self.peak, self.allocated + self.fixed + n * self.per_patch)
 
     def mem_get_info(self, device=None):
-        return self.free, 80 * GIB
+        return self.free, self.total
 
     def reset_peak_memory_stats(self, device=None):
         self.peak = self.allocated
@@ -96,8 +96,8 @@ class _FakeCuda:
         pass
 
 
-def test_cuda_batch_from_measured_memory(monkeypatch):
-    fake = _FakeCuda(free=40 * GIB, fixed=GIB, per_patch=3 * GIB)
+def test_cuda_batch_from_measured_memory(monkeypatch, caplog):
+    fake = _FakeCuda(free=140 * GIB, total=140 * GIB, fixed=GIB, per_patch=3 * GIB)
 
     class _Counting(_Pointwise):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,10 +107,15 @@ def test_cuda_batch_from_measured_memory(monkeypatch):
     for name in ("mem_get_info", "reset_peak_memory_stats", "memory_allocated", "max_memory_allocated", "synchronize"):
         monkeypatch.setattr(torch.cuda, name, getattr(fake, name))
     pred = ModelPredictor(_Counting(), _card(), spec=ModelSpec("x", device="cpu"))
-    # measured: 3 GiB per patch, 1 GiB fixed; (20 GiB - 1 GiB) / 3 GiB = 6.3 → 4
-    assert pred._batch_from_memory() == 4
-    fake.free = 100 * GIB  # (50 - 1) / 3 = 16.3 → 16
+    # measured: 3 GiB per patch, 1 GiB fixed; (70 GiB - 1 GiB) / 3 GiB = 23 → 16
     assert pred._batch_from_memory() == 16
+    fake.total = fake.free = 40 * GIB  # (20 - 1) / 3 = 6.3 → 4
+    assert pred._batch_from_memory() == 4
+    fake.free = 30 * GIB  # the total decides: other processes' use does not change the batch ...
+    assert pred._batch_from_memory() == 4 and not caplog.records
+    fake.free = 20 * GIB  # ... unless the batch no longer fits: (10 - 1) / 3 = 3 → 2, with a warning
+    assert pred._batch_from_memory() == 2
+    assert "2 patches per pass instead of 4" in caplog.text
     fake.free = 6 * GIB
     with pytest.raises(InputError, match="one patch needs 4.00 GiB of device memory"):
         pred._batch_from_memory()
