@@ -33,7 +33,7 @@ CPU_BATCH = 2
 #: The largest batch chosen from memory: past it a GPU gains little, and every block pads its last batch
 #: with zeros up to the batch size (a fixed batch keeps a patch's maps independent of its batch-mates).
 MAX_BATCH = 16
-#: Share of the device's free memory given to one batch; the rest holds one block's blending buffers
+#: Share of the device's memory given to one batch; the rest holds one block's blending buffers
 #: (on the device), the allocator's caching and fragmentation.
 MEMORY_SHARE = 0.5
 

@@ -263,7 +263,7 @@ class ModelPredictor:
     @property
     def batch_size(self) -> int:
         """Patches per forward pass: the spec's, else :data:`CPU_BATCH` on CPU, else sized to the
-        device's free memory (measured at the first use, once per process)."""
+        device's memory (measured at the first use, once per process)."""
         with self._batch_lock:
             if self._batch_size is None:
                 self._batch_size = CPU_BATCH if self.device.type == "cpu" else self._batch_from_memory()
