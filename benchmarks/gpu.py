@@ -64,7 +64,7 @@ def _requirements() -> list[str]:
     """bigseg's runtime requirements from pyproject.toml (standard library only: no tomllib before 3.11)."""
     text = (ROOT / "pyproject.toml").read_text()
     block = text[text.index("dependencies = ["):]
-    block = block[:block.index("]")]
+    block = block[:block.index("\n]")]
     return [line.strip().strip('",') for line in block.splitlines()[1:] if line.strip().startswith('"')]
 
 
@@ -75,7 +75,8 @@ def _missing(python: str) -> list[str]:
              "    name = re.split(r'[<>=!~\\[ ]', r)[0]\n"
              "    try: m.version(name)\n"
              "    except m.PackageNotFoundError: print(r)\n")
-    reqs = [r for r in _requirements() if not r.startswith("torch")] + ["nvidia-ml-py"]
+    # dask's "distributed" extra is a distribution of its own
+    reqs = [r for r in _requirements() if not r.startswith("torch")] + ["distributed", "nvidia-ml-py"]
     out = subprocess.run([python, "-c", probe, *reqs], capture_output=True, text=True, check=True).stdout
     return out.split()
 
