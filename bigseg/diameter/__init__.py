@@ -1,17 +1,11 @@
 """The typical nucleus diameter of an image, estimated before the block-wise run (``--diameter auto``).
 
-Driver-side: loads a model, reads a few crops of the image (``bigseg.io``),
-predicts and decodes them. :mod:`bigseg.pipeline` calls it once per run.
-:func:`log_diameter` estimates it from image evidence alone (LoG scale selection).
+Driver-side: :func:`volume_log_diameter` reads one coarse pyramid level of a
+stored volume (``bigseg.io``) and :func:`log_diameter` estimates the diameter
+from image evidence alone (LoG scale selection); :mod:`bigseg.pipeline` calls
+it once per run. It refuses (:class:`AmbiguousDiameterError`) rather than guess.
 """
 
-from bigseg.diameter._estimate import (
-    CandidateScore,
-    DiameterEstimate,
-    candidate_grid,
-    estimate_diameter,
-    estimate_volume_diameter,
-)
 from bigseg.diameter._log import (
     AmbiguousDiameterError,
     BlobScale,
@@ -23,12 +17,7 @@ from bigseg.diameter._log import (
 __all__ = [
     "AmbiguousDiameterError",
     "BlobScale",
-    "CandidateScore",
-    "DiameterEstimate",
     "LogDiameterEstimate",
-    "candidate_grid",
-    "estimate_diameter",
-    "estimate_volume_diameter",
     "log_diameter",
     "volume_log_diameter",
 ]
