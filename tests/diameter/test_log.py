@@ -88,9 +88,24 @@ def test_dark_nuclei_are_refused() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in PANEL if c.preset == "em-like"], ids=lambda c: c.name.replace(" ", "_"))
 def test_every_em_like_panel_volume_is_refused(case: PanelCase) -> None:
+    """Refused for its missing bright tail, or (the smallest, 4 voxels across) earlier, for too few blobs."""
     vol = make_panel_volume(case)
-    with pytest.raises(AmbiguousDiameterError, match=_DARK_REFUSAL):
+    with pytest.raises(AmbiguousDiameterError, match=_DARK_REFUSAL + "|no nucleus-like structure stands out"):
         log_diameter(vol.image, vol.voxel_size)
+
+
+@pytest.mark.xfail(strict=True, reason="refused as two populations: strong chromatin grains inside a nucleus make "
+                   "it read as a cluster of smaller blobs (see docs/models.md, Diameter auto)")
+@pytest.mark.parametrize("preset,voxel,texture", [("lightsheet-organoid", (1.0, 0.5, 0.5), 0.6),
+                                                  ("confocal", (1.0, 0.6, 0.6), 0.9)])
+def test_chromatin_texture_is_not_a_cluster(preset: str, voxel: tuple, texture: float) -> None:
+    """Strong chromatin grains inside a nucleus should not make it a cluster (a known miss, kept visible)."""
+    from bigseg.synth import truth_stats
+
+    image, labels = synthesize((40, 128, 128), preset=preset, voxel_size=voxel, seed=21, volume_fraction=0.15,
+                               texture=texture)
+    true = truth_stats(labels, voxel, exclude_border=True)["median_diameter_um"]
+    assert abs(math.log(log_diameter(image, voxel).diameter_um / true)) <= math.log(1.25)
 
 
 def test_pure_noise_is_refused() -> None:
