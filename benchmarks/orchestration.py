@@ -4,6 +4,10 @@ One synthetic volume (default 96×256×256, nuclei of 8 µm at 1 µm voxels) in 
 the default model, segmented
 
 * in this process (``--scheduler sync``, torch and BLAS on one thread: one core per block),
+* in N plain processes at once (no Dask), each the same whole run on its own output: the share of
+  its one-process speed that the machine gives each of N concurrent processes (shared caches,
+  memory bandwidth, a hypervisor's core siblings). That is the *ceiling* of the cluster efficiency
+  here, whatever the scheduler: ``T_process / T_concurrent`` per stage,
 * on bigseg's embedded LocalCluster of N single-threaded workers (its worker environment), and
 * on a LocalCluster as distributed starts it by default (``before``: trim threshold 64 KiB),
 
@@ -55,6 +59,35 @@ def _block_predict(image: np.ndarray, diameter: float, repeats: int = 3) -> tupl
     return wall, cpu, (resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - faults) / repeats
 
 
+def _plain_run(src: str, out: str, common: dict[str, Any], spec: Any, diameter: float, barrier: Any,
+               results: Any) -> None:
+    """One plain process of the ceiling run: warm up, wait for the others, segment in-process."""
+    torch.set_num_threads(1)
+    if spec is None:
+        get_predictor(default_model_spec((1.0, 1.0, 1.0), diameter, device="cpu"))
+    _import_stack()
+    barrier.wait()
+    res = segment(src, out, scheduler="sync", predictor_spec=spec, **common)
+    results.put(res.timings)
+
+
+def _concurrent(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any,
+                diameter: float) -> dict[str, float]:
+    """Per stage, the mean seconds of ``workers`` plain processes running the same whole run at once."""
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    barrier, results = mp.Barrier(workers), mp.Queue()
+    procs = [mp.Process(target=_plain_run, args=(str(src), str(work / f"plain{k}.zarr"), common, spec, diameter,
+                                                 barrier, results)) for k in range(workers)]
+    for p in procs:
+        p.start()
+    timings = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {s: float(np.mean([t[s] for t in timings])) for s in timings[0]}
+
+
 def _warm(client: Any) -> float:
     """Import the task stack and torch in every worker (a cluster's fixed start-up cost, timed apart)."""
     t0 = time.perf_counter()
@@ -87,6 +120,9 @@ def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any
     res = segment(str(src), str(work / "sync.zarr"), scheduler="sync", predictor_spec=spec, **common)
     out["process"] = (res.timings, block)
     _partial("process", res.timings, block)
+    plain = _concurrent(src, work, workers, common, spec, diameter)
+    out["concurrent"] = (plain, None)
+    _partial(f"{workers} plain processes at once, each", plain, None)
     with open_client("local", n_workers=workers, threads_per_worker=1, memory_limit="auto", task_threads=1) as client:
         warm = _warm(client)
         res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
@@ -114,14 +150,16 @@ def _partial(name: str, timings: dict[str, float], block: Any) -> None:
 def _report(title: str, runs: dict[str, Run], workers: int, n_blocks: int) -> None:
     print(f"\n## {title}")
     stages = [s for s in runs["process"][0] if s in runs["cluster"][0]]
-    print(f"{'stage':<10} {'process s':>9} {'cluster s':>9} {'eff':>5} {'before s':>9} {'eff':>5} "
-          f"{'overhead ms/block':>17}")
-    rows = [(s, runs["process"][0][s], runs["cluster"][0][s], runs["before"][0][s]) for s in stages]
-    rows.append(("whole run", *(sum(runs[k][0].values()) for k in ("process", "cluster", "before"))))
-    for stage, p, c, b in rows:
+    print(f"{'stage':<10} {'process s':>9} {'ceiling':>7} {'cluster s':>9} {'eff':>5} {'of ceil':>7} "
+          f"{'before s':>9} {'eff':>5} {'overhead ms/block':>17}")
+    keys = ("process", "concurrent", "cluster", "before")
+    rows = [(s, *(runs[k][0][s] for k in keys)) for s in stages]
+    rows.append(("whole run", *(sum(runs[k][0][s] for s in stages) for k in keys)))
+    for stage, p, q, c, b in rows:
         over = (workers * c - p) / n_blocks * 1e3
-        print(f"{stage:<10} {p:>9.2f} {c:>9.2f} {p / (workers * c):>5.2f} {b:>9.2f} {p / (workers * b):>5.2f} "
-              f"{over:>17.1f}")
+        eff = p / (workers * c)
+        print(f"{stage:<10} {p:>9.2f} {p / q:>7.2f} {c:>9.2f} {eff:>5.2f} {eff * q / p:>7.2f} {b:>9.2f} "
+              f"{p / (workers * b):>5.2f} {over:>17.1f}")
     if runs["process"][1] is not None:
         print("predict on one read ROI  wall s   CPU s  faults/call  (CPU s vs process)")
         plain_cpu = runs["process"][1][1]
