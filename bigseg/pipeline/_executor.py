@@ -12,6 +12,16 @@ care what a stage computes: items whose done record exists are not run and
 their recorded result is returned; every other item runs, its output is
 durable when the task function returns, and only then does the task write its
 done record (with the small result), on the worker.
+
+On a cluster, one Dask task may run several consecutive items in turn (a
+*batch*), each with its own timeout, output and done record, so that light
+stages do not pay Dask's per-task cost (10–25 ms of scheduler, client and
+worker time) for every block. The runner sizes batches as the stage goes
+(guided scheduling): a task should take about :data:`TASK_SECONDS` of work at
+the item time measured so far, never more than :data:`MAX_BATCH` items, and
+never more than the remaining items spread over twice the worker threads, so
+the stage's last tasks are short and no worker idles long at its end. Heavy
+items (model inference on CPU) stay one per task.
 """
 
 from __future__ import annotations
@@ -20,8 +30,9 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -30,7 +41,7 @@ from bigseg.errors import BigsegError, BlockFailedError, BlockTimeoutError, Inpu
 from bigseg.pipeline._records import RecordStore
 from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config
 
-__all__ = ["KILL_AT_ENV", "KILL_MARKER_ENV", "BlockRunner", "fault_point", "open_client"]
+__all__ = ["KILL_AT_ENV", "KILL_MARKER_ENV", "MAX_BATCH", "TASK_SECONDS", "BlockRunner", "fault_point", "open_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +49,11 @@ Progress = Callable[[str, int, int], None]
 Task = Callable[..., Any]  # fn(context, item, *args(item))
 ArgsOf = Callable[[Any], tuple[Any, ...]]  # an item's extra arguments, computed when it is submitted
 Resources = dict[str, float]  # Dask worker resources, e.g. {"GPU": 1}
+
+#: Seconds of work a cluster task should carry, so Dask's per-task cost stays a small share.
+TASK_SECONDS = 0.25
+#: At most this many items in one cluster task (bounds a batch's arguments, results and redo on retry).
+MAX_BATCH = 32
 
 
 def _describe(item: Any) -> str:
@@ -123,6 +139,29 @@ class _Task:
         return result
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What runs on a worker for a batch: each item in turn, as :class:`_Task` (output, then done record).
+
+    Returns the seconds the items took and their ``(index, result)``. An item that fails stops the
+    batch with its error, marked with the item's index (``bigseg_item``) so the driver names that
+    block; the items before it are done (durable, recorded) and stay done.
+    """
+
+    task: _Task
+
+    def __call__(self, context: Any, batch: list[tuple[int, Any, tuple[Any, ...]]]) -> tuple[float, list[Any]]:
+        t0, out = time.perf_counter(), []
+        for i, item, extra in batch:
+            try:
+                out.append((i, self.task(context, i, item, *extra)))
+            except Exception as exc:
+                with suppress(AttributeError, TypeError):  # an error without a __dict__ is named by its batch
+                    exc.bigseg_item = i  # type: ignore[attr-defined]  # pickled with the error
+                raise
+        return time.perf_counter() - t0, out
+
+
 @dataclass
 class BlockRunner:
     """Runs ``fn(context, item, *args(item))`` for every item, at most ``window`` at a time.
@@ -136,6 +175,7 @@ class BlockRunner:
     already done are skipped (their recorded results are returned) and
     ``skipped[stage]`` says how many of how many. ``check`` is called after
     every finished block (a run's lock raises there if it was lost).
+    ``max_batch`` caps the items of one cluster task (1: one item per task).
     """
 
     client: Any = None
@@ -146,15 +186,16 @@ class BlockRunner:
     retries: int = 1
     timeout: float | None = None
     check: Callable[[], None] | None = None
+    max_batch: int = MAX_BATCH
     skipped: dict[str, tuple[int, int]] = field(default_factory=dict)
     _context_future: Any = field(default=None, init=False, repr=False)
     _context: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.window < 1 or self.threads < 1 or self.retries < 0:
+        if self.window < 1 or self.threads < 1 or self.retries < 0 or self.max_batch < 1:
             raise InputError(
-                f"BlockRunner needs window >= 1, threads >= 1 and retries >= 0, got {self.window}, {self.threads} "
-                f"and {self.retries}"
+                f"BlockRunner needs window >= 1, threads >= 1, retries >= 0 and max_batch >= 1, got {self.window}, "
+                f"{self.threads}, {self.retries} and {self.max_batch}"
             )
 
     @classmethod
@@ -270,34 +311,46 @@ class BlockRunner:
     ) -> Iterator[tuple[int, Any]]:
         from distributed import as_completed
 
-        pending = iter(todo)
-        index_of: dict[str, int] = {}
+        pending = list(reversed(todo))  # popped from the end: items go out in order
+        threads = max(1, sum(self.client.nthreads().values()))
+        timing = [0.0, 0]  # seconds and items of the batches finished so far
+        batch_of: dict[str, list[int]] = {}
 
-        def submit(i: int) -> Any:
+        def size() -> int:
+            """Items in the next task: about TASK_SECONDS of work, and short towards the stage's end."""
+            if not timing[1] or self.max_batch == 1:
+                return 1
+            per_item = max(timing[0] / timing[1], 1e-6)
+            return max(1, min(self.max_batch, int(TASK_SECONDS / per_item), -(-len(pending) // (2 * threads))))
+
+        def submit() -> Any:
+            batch = [pending.pop() for _ in range(min(size(), len(pending)))]
             fut = self.client.submit(
-                task, self._context_future, i, items[i], *extra(items[i]),
-                key=f"bigseg-{stage}-{i}-{id(self)}", pure=False, resources=resources, retries=self.retries,
+                _Batch(task), self._context_future, [(i, items[i], extra(items[i])) for i in batch],
+                key=f"bigseg-{stage}-{batch[0]}-{id(self)}", pure=False, resources=resources, retries=self.retries,
             )
-            index_of[fut.key] = i
+            batch_of[fut.key] = batch
             return fut
 
-        ac = as_completed([submit(i) for _, i in zip(range(self.window), pending)], with_results=False)
+        ac = as_completed([submit() for _ in range(min(self.window, len(pending)))], with_results=False)
         for fut in ac:
-            i = index_of.pop(fut.key)
+            batch = batch_of.pop(fut.key)
             if fut.status != "finished":
                 for other in list(ac.futures):
                     other.cancel()
                 exc = fut.exception()
                 if isinstance(exc, BlockFailedError):
                     raise exc
+                i = getattr(exc, "bigseg_item", batch[0])
                 retried = not isinstance(exc, BigsegError) or isinstance(exc, BlockTimeoutError)
                 raise _failure(stage, items[i], exc, attempts=self.retries + 1 if retried else 1) from exc
-            result = fut.result()
+            seconds, results = fut.result()
             fut.release()
-            yield i, result
-            nxt = next(pending, None)
-            if nxt is not None:
-                ac.add(submit(nxt))
+            timing[0] += seconds
+            timing[1] += len(results)
+            yield from results
+            if pending:
+                ac.add(submit())
 
 
 def _failure(stage: str, item: Any, exc: BaseException, *, attempts: int = 1) -> BigsegError:

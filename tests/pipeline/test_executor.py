@@ -9,6 +9,7 @@ import pytest
 
 from bigseg.errors import BlockFailedError, InputError
 from bigseg.pipeline import BlockRunner
+from bigseg.pipeline._records import RecordStore
 from bigseg.tiling import Grid, Halo
 
 
@@ -63,3 +64,63 @@ def test_a_failed_block_is_named(threads):
 def test_window_and_threads_are_validated():
     with pytest.raises(InputError, match="window >= 1.*got 0"):
         BlockRunner(None, window=0)
+
+
+# ------------------------------------------------------------------ on a cluster: several items per task
+
+LINE = list(Grid((8, 8, 8 * 40), (8, 8, 8), Halo.of(0)).blocks())  # 40 light blocks along x
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        with distributed.Client(c) as cl:
+            yield cl
+
+
+def _linear_unless(context: None, block, bad: int) -> int:
+    if block.linear == bad:
+        raise ZeroDivisionError("boom")
+    return block.linear * 3
+
+
+def _tasks_of(client, run) -> tuple[list, int]:
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        out = run()
+    return out, len({t["key"] for t in stream.data if str(t["key"]).startswith("bigseg-")})
+
+
+def test_light_items_share_cluster_tasks_and_each_is_recorded(client, tmp_path):
+    records = RecordStore(str(tmp_path / "rec"))
+    runner = BlockRunner.on(client, records=records)
+    runner.set_context(None)
+    out, tasks = _tasks_of(client, lambda: runner.run("s", _linear_unless, LINE, lambda b: (-1,)))
+    assert out == [3 * i for i in range(40)]
+    assert records.done("s") == set(range(40))
+    assert 4 <= tasks < 20  # the first window one item each, then batches; short again at the end
+    one = BlockRunner.on(client, max_batch=1)
+    one.set_context(None)
+    out, tasks = _tasks_of(client, lambda: one.run("s", _linear_unless, LINE, lambda b: (-1,)))
+    assert out == [3 * i for i in range(40)] and tasks == 40
+
+
+def test_a_failed_item_in_a_batch_is_named_and_never_done(client, tmp_path):
+    records = RecordStore(str(tmp_path / "rec"))
+    runner = BlockRunner.on(client, records=records, retries=1)
+    runner.set_context(None)
+    with pytest.raises(BlockFailedError, match=r"s failed on block \(0, 0, 25\) .*after 2 tries: ZeroDivisionError"):
+        runner.run("s", _linear_unless, LINE, lambda b: (25,))
+    done = records.done("s")
+    assert 25 not in done and done  # the items before it in its batch (and other batches) stay done
+    again = BlockRunner.on(client, records=records)
+    again.set_context(None)
+    assert again.run("s", _linear_unless, LINE, lambda b: (-1,)) == [3 * i for i in range(40)]
+    assert again.skipped["s"] == (len(done), 40)
+
+
+def test_max_batch_is_validated():
+    with pytest.raises(InputError, match="max_batch >= 1.*got 2, 1, 1 and 0"):
+        BlockRunner(None, window=2, max_batch=0)
