@@ -12,7 +12,8 @@ the default model, segmented
 * on a LocalCluster as distributed starts it by default (``before``: trim threshold 64 KiB),
 
 and prints per stage the seconds, the cluster efficiency ``T_process / (N × T_cluster)`` (1 is
-the ideal 1/N), the time of the model's ``predict`` on one block inside a worker against this
+the ideal 1/N) beside its ceiling and the share of the ceiling reached, the CPU seconds each way
+(the cluster's: its workers', and the driver process's with the scheduler inside it), the time of the model's ``predict`` on one block inside a worker against this
 process, and, with a predictor that does nothing (``SimulatedSpec(0)``), each stage's task
 overhead in ms of core time per block: ``(N × T_cluster − T_process) / blocks``.
 
@@ -67,13 +68,15 @@ def _plain_run(src: str, out: str, common: dict[str, Any], spec: Any, diameter: 
         get_predictor(default_model_spec((1.0, 1.0, 1.0), diameter, device="cpu"))
     _import_stack()
     barrier.wait()
+    cpu = time.process_time()
     res = segment(src, out, scheduler="sync", predictor_spec=spec, **common)
-    results.put(res.timings)
+    results.put((res.timings, time.process_time() - cpu))
 
 
 def _concurrent(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any,
-                diameter: float) -> dict[str, float]:
-    """Per stage, the mean seconds of ``workers`` plain processes running the same whole run at once."""
+                diameter: float) -> tuple[dict[str, float], float]:
+    """Per stage, the mean seconds of ``workers`` plain processes running the same whole run at once;
+    and the CPU seconds of all of them."""
     import multiprocessing
 
     mp = multiprocessing.get_context("spawn")
@@ -82,10 +85,22 @@ def _concurrent(src: Path, work: Path, workers: int, common: dict[str, Any], spe
                                                  barrier, results)) for k in range(workers)]
     for p in procs:
         p.start()
-    timings = [results.get() for _ in procs]
+    got = [results.get() for _ in procs]
     for p in procs:
         p.join()
-    return {s: float(np.mean([t[s] for t in timings])) for s in timings[0]}
+    timings = [t for t, _ in got]
+    return {s: float(np.mean([t[s] for t in timings])) for s in timings[0]}, sum(c for _, c in got)
+
+
+def _cpu(client: Any = None) -> tuple[float, float]:
+    """CPU seconds so far of this process (the driver; with a LocalCluster, its scheduler too) and of the
+    client's workers together."""
+    return time.process_time(), sum(client.run(time.process_time).values()) if client is not None else 0.0
+
+
+def _used(start: tuple[float, float], client: Any = None) -> tuple[float, float]:
+    end = _cpu(client)
+    return end[0] - start[0], end[1] - start[1]
 
 
 def _warm(client: Any) -> float:
@@ -110,33 +125,38 @@ def _before_cluster(workers: int) -> Any:
     return cluster, Client(cluster)
 
 
-Run = tuple[dict[str, float], Any]
+Run = tuple[dict[str, float], Any, tuple[float, float]]  # stage seconds, one-block predict, CPU s (driver, workers)
 
 
 def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any, image: np.ndarray,
           diameter: float) -> dict[str, Run]:
     out: dict[str, Run] = {}
     block = _block_predict(image, diameter) if spec is None else None
+    start = _cpu()
     res = segment(str(src), str(work / "sync.zarr"), scheduler="sync", predictor_spec=spec, **common)
-    out["process"] = (res.timings, block)
+    out["process"] = (res.timings, block, _used(start))
     _partial("process", res.timings, block)
-    plain = _concurrent(src, work, workers, common, spec, diameter)
-    out["concurrent"] = (plain, None)
+    plain, plain_cpu = _concurrent(src, work, workers, common, spec, diameter)
+    out["concurrent"] = (plain, None, (0.0, plain_cpu))
     _partial(f"{workers} plain processes at once, each", plain, None)
     with open_client("local", n_workers=workers, threads_per_worker=1, memory_limit="auto", task_threads=1) as client:
         warm = _warm(client)
+        start = _cpu(client)
         res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
+        used = _used(start, client)
         inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
         settings = next(iter(client.run(worker_settings).values()))
-    out["cluster"] = (res.timings, inner)
+    out["cluster"] = (res.timings, inner, used)
     _partial("cluster", res.timings, inner)
     print(f"#   bigseg workers (imports {warm:.1f}s, not counted): {settings}")
     cluster, client = _before_cluster(workers)
     with cluster, client:
         _warm(client)
+        start = _cpu(client)
         res = segment(str(src), str(work / "before.zarr"), client=client, predictor_spec=spec, **common)
+        used = _used(start, client)
         inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
-    out["before"] = (res.timings, inner)
+    out["before"] = (res.timings, inner, used)
     _partial("before", res.timings, inner)
     return out
 
@@ -160,6 +180,11 @@ def _report(title: str, runs: dict[str, Run], workers: int, n_blocks: int) -> No
         eff = p / (workers * c)
         print(f"{stage:<10} {p:>9.2f} {p / q:>7.2f} {c:>9.2f} {eff:>5.2f} {eff * q / p:>7.2f} {b:>9.2f} "
               f"{p / (workers * b):>5.2f} {over:>17.1f}")
+    cpu = {k: sum(runs[k][2]) for k in keys}
+    print(f"CPU seconds, whole run: process {cpu['process']:.2f}; {workers} plain processes at once "
+          f"{cpu['concurrent']:.2f} ({cpu['concurrent'] / cpu['process']:.2f}×); cluster workers "
+          f"{runs['cluster'][2][1]:.2f} + driver and scheduler {runs['cluster'][2][0]:.2f} "
+          f"({cpu['cluster'] / cpu['process']:.2f}×); before {cpu['before']:.2f} ({cpu['before'] / cpu['process']:.2f}×)")
     if runs["process"][1] is not None:
         print("predict on one read ROI  wall s   CPU s  faults/call  (CPU s vs process)")
         plain_cpu = runs["process"][1][1]
