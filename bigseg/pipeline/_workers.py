@@ -9,6 +9,10 @@ bigseg's workers instead keep freed memory up to :data:`TRIM_THRESHOLD` and map
 only arrays above :data:`MMAP_THRESHOLD` (glibc's own upper limit for its
 dynamic threshold), so long-lived workers still give large blocks back.
 
+Dask's own sampling profiler walks each worker's task stack every 10 ms by default: about 2 % of
+a core per worker, taken from the task on a one-core worker. bigseg's workers sample every
+:data:`PROFILE_INTERVAL` instead (the dashboard's profile still fills, at a tenth of the samples).
+
 Threads: every Dask thread of a worker runs one task, and each task may use
 ``task_threads`` cores in torch (intra-op) and BLAS; a worker's Dask threads ×
 task threads are the cores it is given. The same values reach workers that
@@ -27,6 +31,7 @@ from bigseg.errors import InputError
 
 __all__ = [
     "MMAP_THRESHOLD",
+    "PROFILE_INTERVAL",
     "TRIM_THRESHOLD",
     "WorkerLayout",
     "local_layout",
@@ -38,6 +43,8 @@ __all__ = [
 TRIM_THRESHOLD = 128 * 2**20  # bytes of free heap kept before glibc gives memory back
 MMAP_THRESHOLD = 32 * 2**20  # allocations above this are mapped (freed at once)
 ENV_KEY = "distributed.nanny.pre-spawn-environ"
+PROFILE_INTERVAL = "100ms"  # distributed's default 10ms costs ~2 % of a worker's core
+PROFILE_KEY = "distributed.worker.profile.interval"
 # Workers of the embedded cluster get at least this much memory each; past that, cores go to
 # task threads rather than to more workers (each worker holds a model and a block's arrays).
 MIN_WORKER_MEMORY = 2 * 2**30
@@ -62,12 +69,13 @@ def worker_environ(task_threads: int = 1) -> dict[str, int]:
 
 
 def worker_config(task_threads: int = 1) -> dict[str, Any]:
-    """Dask config (for ``dask.config.set``) that gives Nanny-started workers :func:`worker_environ`.
+    """Dask config (for ``dask.config.set``) that gives Nanny-started workers :func:`worker_environ`
+    and the profiler interval :data:`PROFILE_INTERVAL`.
 
     Use it around the start of any cluster (LocalCluster, dask-jobqueue): the Nanny reads it
-    when it starts a worker.
+    when it starts a worker, and hands it to the worker process.
     """
-    return {ENV_KEY: worker_environ(task_threads)}
+    return {ENV_KEY: worker_environ(task_threads), PROFILE_KEY: PROFILE_INTERVAL}
 
 
 @dataclass(frozen=True)
@@ -121,9 +129,11 @@ def local_layout(
 
 
 def worker_settings() -> dict[str, Any]:
-    """What this process runs with: the variables above and torch's thread count (run it in a
-    worker with ``client.run`` to check a deployment)."""
+    """What this process runs with: the variables above, torch's thread count and the profiler
+    interval (run it in a worker with ``client.run`` to check a deployment)."""
+    import dask
     import torch
 
     names = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", *THREAD_VARIABLES)
-    return {**{n: os.environ.get(n) for n in names}, "torch_threads": torch.get_num_threads()}
+    return {**{n: os.environ.get(n) for n in names}, "torch_threads": torch.get_num_threads(),
+            "profile_interval": dask.config.get(PROFILE_KEY)}

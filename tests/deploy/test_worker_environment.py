@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from bigseg.errors import InputError
-from bigseg.pipeline import local_layout, open_client, worker_environ, worker_settings
+from bigseg.pipeline import local_layout, open_client, worker_config, worker_environ, worker_settings
+from bigseg.pipeline._workers import PROFILE_INTERVAL
 from bigseg.testing import stop_processes
 from .test_processes import _free_port, _wait_port
 
@@ -23,12 +24,14 @@ BIN = Path(sys.executable).parent
 
 def _expected(task_threads: int) -> dict[str, object]:
     env = {k: str(v) for k, v in worker_environ(task_threads).items()}
-    return {**env, "torch_threads": task_threads}
+    return {**env, "torch_threads": task_threads, "profile_interval": PROFILE_INTERVAL}
 
 
-def test_deploy_config_file_is_worker_environ():
+def test_deploy_config_file_is_worker_config():
     loaded = yaml.safe_load(CONFIG.read_text())
-    assert loaded == {"distributed": {"nanny": {"pre-spawn-environ": worker_environ(1)}}}
+    assert loaded == {"distributed": {"nanny": {"pre-spawn-environ": worker_environ(1)},
+                                      "worker": {"profile": {"interval": PROFILE_INTERVAL}}}}
+    assert set(worker_config(1)) == {"distributed.nanny.pre-spawn-environ", "distributed.worker.profile.interval"}
 
 
 def test_every_deploy_file_points_workers_to_the_config():
