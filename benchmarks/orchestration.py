@@ -103,17 +103,30 @@ def _used(start: tuple[float, float], client: Any = None) -> tuple[float, float]
     return end[0] - start[0], end[1] - start[1]
 
 
-def _warm(client: Any) -> float:
-    """Import the task stack and torch in every worker (a cluster's fixed start-up cost, timed apart)."""
+def _planned_spec(src: Path, common: dict[str, Any]) -> Any:
+    """The predictor spec that a run with ``common`` plans for ``src`` (equal to the one its tasks use)."""
+    from bigseg.config import load_config
+    from bigseg.pipeline._plan import _predictor
+
+    return _predictor(load_config(**common), open_volume(str(src)))[0]
+
+
+def _warm(client: Any, spec: Any = None) -> float:
+    """Import the task stack and torch in every worker and load the run's model there: a cluster's
+    fixed start-up cost, timed apart. (The in-process run loads its model while planning, which no
+    stage time counts either.)"""
     t0 = time.perf_counter()
-    client.run(_import_stack)
+    client.run(_import_stack, spec)
     return time.perf_counter() - t0
 
 
-def _import_stack() -> None:
+def _import_stack(spec: Any = None) -> None:
     import torch  # noqa: F401
 
     import bigseg.pipeline._tasks  # noqa: F401
+
+    if spec is not None:
+        get_predictor(spec)
 
 
 def _before_cluster(workers: int) -> Any:
@@ -139,8 +152,9 @@ def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any
     plain, plain_cpu = _concurrent(src, work, workers, common, spec, diameter)
     out["concurrent"] = (plain, None, (0.0, plain_cpu))
     _partial(f"{workers} plain processes at once, each", plain, None)
+    planned = _planned_spec(src, common) if spec is None else None
     with open_client("local", n_workers=workers, threads_per_worker=1, memory_limit="auto", task_threads=1) as client:
-        warm = _warm(client)
+        warm = _warm(client, planned)
         start = _cpu(client)
         res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
         used = _used(start, client)
@@ -148,10 +162,10 @@ def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any
         settings = next(iter(client.run(worker_settings).values()))
     out["cluster"] = (res.timings, inner, used)
     _partial("cluster", res.timings, inner)
-    print(f"#   bigseg workers (imports {warm:.1f}s, not counted): {settings}")
+    print(f"#   bigseg workers (imports and model load {warm:.1f}s, not counted): {settings}")
     cluster, client = _before_cluster(workers)
     with cluster, client:
-        _warm(client)
+        _warm(client, planned)
         start = _cpu(client)
         res = segment(str(src), str(work / "before.zarr"), client=client, predictor_spec=spec, **common)
         used = _used(start, client)
