@@ -141,6 +141,21 @@ def _before_cluster(workers: int) -> Any:
 Run = tuple[dict[str, float], Any, tuple[float, float]]  # stage seconds, one-block predict, CPU s (driver, workers)
 
 
+def _busy(stream: list[dict[str, Any]], workers: int) -> dict[str, float]:
+    """Per stage, the workers' busy fraction: seconds inside the stage's tasks over N × the span from
+    its first task's start to its last task's end (what Dask's gaps and a stage's tail leave idle)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for task in stream:
+        key = str(task["key"])
+        if not key.startswith("bigseg-"):
+            continue
+        stage = key[len("bigseg-"):].rsplit("-", 2)[0]
+        spans.setdefault(stage, []).extend(
+            (s["start"], s["stop"]) for s in task["startstops"] if s["action"] == "compute")
+    return {stage: sum(b - a for a, b in v) / (workers * (max(b for _, b in v) - min(a for a, _ in v)))
+            for stage, v in spans.items()}
+
+
 def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any, image: np.ndarray,
           diameter: float) -> dict[str, Run]:
     out: dict[str, Run] = {}
@@ -155,14 +170,19 @@ def _runs(src: Path, work: Path, workers: int, common: dict[str, Any], spec: Any
     planned = _planned_spec(src, common) if spec is None else None
     with open_client("local", n_workers=workers, threads_per_worker=1, memory_limit="auto", task_threads=1) as client:
         warm = _warm(client, planned)
+        from distributed import get_task_stream
+
         start = _cpu(client)
-        res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
+        with get_task_stream(client) as stream:
+            res = segment(str(src), str(work / "after.zarr"), client=client, predictor_spec=spec, **common)
         used = _used(start, client)
+        busy = _busy(stream.data, workers)
         inner = client.submit(_block_predict, image, diameter, pure=False).result() if spec is None else None
         settings = next(iter(client.run(worker_settings).values()))
     out["cluster"] = (res.timings, inner, used)
     _partial("cluster", res.timings, inner)
     print(f"#   bigseg workers (imports and model load {warm:.1f}s, not counted): {settings}")
+    print("#   workers busy inside tasks, per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items()))
     cluster, client = _before_cluster(workers)
     with cluster, client:
         _warm(client, planned)
