@@ -118,7 +118,9 @@ def test_a_failed_item_in_a_batch_is_named_and_never_done(client, tmp_path):
     again = BlockRunner.on(client, records=records)
     again.set_context(None)
     assert again.run("s", _linear_unless, LINE, lambda b: (-1,)) == [3 * i for i in range(40)]
-    assert again.skipped["s"] == (len(done), 40)
+    # Tasks already running when the stage stopped finish on their worker (Dask cannot stop a running
+    # thread) and record their items then: more may be done by now, never fewer, never item 25.
+    assert again.skipped["s"][0] >= len(done) and again.skipped["s"][1] == 40
 
 
 def test_max_batch_is_validated():
