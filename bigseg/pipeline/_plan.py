@@ -25,7 +25,10 @@ from bigseg.predict import (
 )
 from bigseg.tiling import Grid, Halo
 
-__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "plan_decoder", "required_halo"]
+__all__ = [
+    "Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "plan_decoder", "required_halo",
+    "skip_margin",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class Plan:
     params: DecodeParams
     diameter_um: float
     diameter_estimate: LogDiameterEstimate | None = None
-    #: Voxels (per axis) within which an object depends on the image: halo plus half a nucleus.
+    #: Voxels (per axis) from the tissue estimate beyond which a block is skipped (:func:`skip_margin`).
     reach: tuple[int, ...] = (0, 0, 0)
     decoder: Decoder = Decoder()
     stitch: str = "seeds"
@@ -174,6 +177,34 @@ def _halo(
     return tuple(cfg.halo)
 
 
+def skip_margin(
+    spec: PredictorSpec, decoder: Decoder, stitch: str, halo: tuple[int, ...], diameter_um: float,
+    voxel_size: tuple[float, ...],
+) -> tuple[int, ...]:
+    """How far (voxels, z y x) a block's write ROI must lie from the tissue estimate to be skipped
+    with every label unchanged.
+
+    A skipped block is never predicted: its stored maps stay at the fill value (0: no foreground,
+    so no seeds and outside every flood's mask), and so do its seeds and labels. A run without
+    skipping must therefore find no foreground there either, in any voxel a decision reads::
+
+        tissue estimate ─┬─ half a nucleus (+1): the rim of a nucleus the coarse estimate misses
+                         ├─ the predictor's foreground reach (``foreground_halo``, else its halo)
+                         ├─ the decoder's own reach over the foreground (Voronoi-Otsu's blurs; 0 for bcd)
+                         └─ iou path only: the halo (each block decodes its whole read ROI alone)
+        ─────────────────┴─► beyond: a block's foreground is the empty space's
+
+    The seeds path needs no halo here: a neighbour floods over a skipped block's part of its read
+    ROI, where the maps are 0 instead of the empty space's, which gives the same mask, the same
+    seeds and so the same flood (tested in ``tests/pipeline/test_skip_empty.py``).
+    """
+    predictor = get_predictor(spec)
+    fg = tuple(getattr(predictor, "foreground_halo", predictor.halo))
+    own = decoder.halo((0,) * len(halo))
+    read = halo if stitch == "iou" else (0,) * len(halo)
+    return tuple(f + d + r + math.ceil(diameter_um / 2 / v) + 1 for f, d, r, v in zip(fg, own, read, voxel_size))
+
+
 def _given_predictor(
     cfg: SegmentConfig, volume: Volume, spec: PredictorSpec
 ) -> tuple[SegmentConfig, PredictorSpec, Normalization, DecodeParams, float]:
@@ -210,7 +241,5 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
     halo = _halo(cfg, spec, diameter, volume.voxel_size, decoder, block, volume.shape)
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
-    # A block's labels and maps depend on the image within its halo; half a nucleus more covers a
-    # nucleus whose edge the low-resolution tissue estimate misses. Farther from tissue, skipping is exact.
-    reach = tuple(h + math.ceil(diameter / 2 / v) + 1 for h, v in zip(halo, volume.voxel_size))
+    reach = skip_margin(spec, decoder, stitch, halo, diameter, volume.voxel_size)
     return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate, reach, decoder, stitch)
