@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 from bigseg.config import SegmentConfig
 from bigseg.decode import DECODERS, DecodeParams, Decoder, make_decoder
 from bigseg.diameter import LogDiameterEstimate, volume_log_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
-from bigseg.predict import (
-    DEFAULT_MODEL,
-    ClassicalSpec,
-    ModelPredictor,
-    ModelSpec,
-    Normalization,
-    PredictorSpec,
-    estimate_normalization,
-    get_predictor,
-    load_model_package,
-)
+from bigseg.predict import ClassicalSpec, Normalization, PredictorSpec, estimate_normalization, get_predictor
+
+if TYPE_CHECKING:
+    from bigseg.predict import ModelCard, ModelPredictor, ModelSpec
 from bigseg.tiling import Grid, Halo
 
 __all__ = [
@@ -134,6 +129,8 @@ def _predictor(
         norm = estimate_normalization(volume)
         diameter = diameter_um or DEFAULT_DIAMETER_UM
         return ClassicalSpec(volume.voxel_size, diameter, threshold=norm.threshold), norm, DecodeParams(), diameter
+    from bigseg.predict import ModelSpec, load_model_package  # torch: only for model runs
+
     spec = ModelSpec(
         model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=diameter_um,
         device=cfg.device, tta=cfg.tta,
@@ -154,8 +151,8 @@ def required_halo(
     halo and the check of a user's ``halo`` both use it.
     """
     predictor = get_predictor(spec)
-    if isinstance(predictor, ModelPredictor) and block_shape is not None and volume_shape is not None:
-        return predictor.grid_halo(block_shape, volume_shape)
+    if _is_model(spec) and block_shape is not None and volume_shape is not None:
+        return cast("ModelPredictor", predictor).grid_halo(block_shape, volume_shape)  # a ModelSpec builds one
     return tuple(int(h) for h in predictor.halo)
 
 
@@ -212,8 +209,8 @@ def _given_predictor(
     normalisation and thresholds, default ones for others."""
     cfg, _ = _resolve_diameter(cfg.model_copy(update={"predictor": "classical"}), volume)
     diameter = cfg.diameter_um if isinstance(cfg.diameter_um, float) else DEFAULT_DIAMETER_UM
-    if isinstance(spec, ModelSpec):
-        card = load_model_package(spec.model).card
+    if _is_model(spec):
+        card = _card(spec)
         norm = estimate_normalization(volume, percentiles=card.input.percentiles)
         return cfg, spec, norm, card.decoding, diameter
     return cfg, spec, estimate_normalization(volume), DecodeParams(), diameter
@@ -221,7 +218,20 @@ def _given_predictor(
 
 def _default_decoder(spec: PredictorSpec) -> str:
     """A model's card names its decoder; other predictors make BCD maps for NucMM's."""
-    return load_model_package(spec.model).card.decoder if isinstance(spec, ModelSpec) else "bcd"
+    return _card(spec).decoder if _is_model(spec) else "bcd"
+
+
+def _is_model(spec: PredictorSpec) -> TypeGuard[ModelSpec]:
+    """Whether ``spec`` is a model's, without importing torch for other predictors (a ModelSpec's
+    module, which imports torch, is loaded wherever one exists)."""
+    model = sys.modules.get("bigseg.predict._model")
+    return model is not None and isinstance(spec, model.ModelSpec)
+
+
+def _card(spec: ModelSpec) -> ModelCard:
+    from bigseg.predict import load_model_package
+
+    return load_model_package(spec.model).card
 
 
 def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | None = None) -> Plan:
