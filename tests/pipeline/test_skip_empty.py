@@ -177,3 +177,21 @@ def test_a_margin_short_of_the_foreground_reach_would_change_labels(tmp_path) ->
     assert skipped > 0 and np.array_equal(declared, reference)
     understated, skipped_more = labels("understated.zarr", SpreadSpec(18, 0))
     assert skipped_more > skipped and not np.array_equal(understated, reference)
+
+
+def test_camera_noise_at_the_volume_faces_is_not_tissue(tmp_path) -> None:
+    # One nucleus in the middle of a noisy dark box: a mean over one nucleus is noisier near the faces
+    # (fewer voxels inside the volume), which read as tissue at the corners before the allowance grew.
+    from bigseg.pipeline._tissue import estimate_tissue
+    from bigseg.tiling import Grid, Halo
+
+    shape = (64, 128, 128)
+    image, _ = balls_volume(shape, [(32, 64, 64)], 4.0, noise=0.03, seed=9)
+    write_image(tmp_path / "one.zarr", image, chunk_shape=(16, 32, 32))
+    grid = Grid(shape, (16, 32, 32), Halo.of(0))
+    tissue = estimate_tissue(open_volume(str(tmp_path / "one.zarr")), grid, (8, 8, 8), (8, 8, 8))
+    assert tissue is not None
+    assert (tissue.mask == 1).sum() < 20**3  # the nucleus, averaged over one nucleus
+    # tissue at z 25-40, y and x 57-72, grown by 8: z blocks 1-3, y and x blocks 1-2; none on a face in y or x
+    active = {grid.block(int(i)).index for i in np.flatnonzero(tissue.active)}
+    assert active == {(z, y, x) for z in (1, 2, 3) for y in (1, 2) for x in (1, 2)}
