@@ -15,10 +15,10 @@ from bigseg.diameter import LogDiameterEstimate, volume_log_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
 from bigseg.predict import ClassicalSpec, Normalization, PredictorSpec, estimate_normalization, get_predictor
-
-if TYPE_CHECKING:
-    from bigseg.predict import ModelCard, ModelPredictor, ModelSpec
 from bigseg.tiling import Grid, Halo
+
+if TYPE_CHECKING:  # imports torch: loaded where a model is used
+    from bigseg.predict import ModelCard, ModelPredictor, ModelSpec
 
 __all__ = [
     "Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "plan_decoder", "required_halo",
