@@ -86,7 +86,7 @@ def main() -> None:
             "octant, --no-skip-empty": segment(srcs["octant"], Path(tmp) / "octant-all.zarr", *mode,
                                                "--no-skip-empty"),
         }
-    print(f"volume {SHAPE}, blocks 32 x 64 x 64 (96 blocks), output mode {args.output_mode}")
+    print(f"volume {SHAPE}, blocks 32 x 64 x 64 (48 blocks), output mode {args.output_mode}")
     for name, (seconds, cpu, stdout) in runs.items():
         skipped = next((line.strip() for line in stdout.splitlines() if "skipped" in line), "")
         print(f"  {name:24s} wall {seconds:6.1f} s, CPU {cpu:6.1f} s   {skipped}")

@@ -5,10 +5,12 @@ bounded window) over the blocks of a grid with a trivial task (returns the
 block's linear index), on a LocalCluster and on an external ``dask scheduler``
 + ``dask worker`` pair (2 single-threaded workers each). Prints time per block
 and the driver's resident memory before and after, so that growth per block
-shows.
+shows; with ``--every N``, also the time per block and the driver's memory over
+each further N blocks of one run (flat: no growth with the blocks done).
 
     python benchmarks/submission.py                  # 1e4 and 1e5 blocks, local and external
     python benchmarks/submission.py --blocks 1e4 --kinds local
+    python benchmarks/submission.py --blocks 1e5 --kinds external --every 1e4
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=float, nargs="+", default=[1e4, 1e5])
     ap.add_argument("--kinds", nargs="+", default=["local", "external"])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--every", type=float, default=0, help="print a checkpoint every this many blocks")
     args = ap.parse_args()
     me = psutil.Process()
     for kind in args.kinds:
@@ -88,14 +91,21 @@ def main() -> None:
                 runner = BlockRunner.on(client)
                 runner.set_context(None)
                 rss0 = me.memory_info().rss
-                t0 = time.perf_counter()
-                out = runner.run("trivial", trivial, blocks)
+                t0 = last = time.perf_counter()
+                out: list[Any] = [None] * len(blocks)
+                for k, (i, result) in enumerate(runner.imap("trivial", trivial, blocks), 1):
+                    out[i] = result
+                    if args.every and k % int(args.every) == 0:
+                        now = time.perf_counter()
+                        print(f"  {kind:8s} {k:>7,} done: {(now - last) / args.every * 1e3:.2f} ms/block over the last "
+                              f"{int(args.every):,}; driver RSS {me.memory_info().rss / 2**20:.0f} MiB", flush=True)
+                        last = now
                 seconds = time.perf_counter() - t0
                 assert out == list(range(grid.n_blocks))
                 grew = (me.memory_info().rss - rss0) / 2**20
                 print(f"{kind:8s} {grid.n_blocks:>7,} blocks (window {runner.window}): {seconds:7.1f} s, "
                       f"{seconds / grid.n_blocks * 1e3:.2f} ms/block; driver RSS +{grew:.0f} MiB "
-                      f"({(me.memory_info().rss) / 2**20:.0f} MiB)")
+                      f"({(me.memory_info().rss) / 2**20:.0f} MiB)", flush=True)
 
 
 if __name__ == "__main__":

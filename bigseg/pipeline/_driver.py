@@ -241,9 +241,11 @@ def saved(records: RecordStore | None, name: str, compute: Callable[[], Any]) ->
 
 def run_stages(
     cfg: SegmentConfig, ctx: RunContext, plan: Plan, runner: BlockRunner, out_url: str, *, predict: bool,
-    tissue: TissueMask | None = None,
+    tissue: TissueMask | None = None, startup: dict[str, float] | None = None,
 ) -> SegmentResult:
-    grid, timings, n = ctx.grid, dict[str, float](), ctx.grid.n_blocks
+    """Every stage of one run; ``startup`` holds the driver's seconds before it (plan: normalisation,
+    diameter, halo; tissue: the tissue mask), reported first among the timings."""
+    grid, timings, n = ctx.grid, dict(startup or {}), ctx.grid.n_blocks
     active = tissue.active if tissue is not None else np.ones(n, dtype=bool)
     blocks = _Blocks(grid, np.flatnonzero(active))
     runner.set_context(ctx)

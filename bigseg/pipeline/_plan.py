@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 from bigseg.config import SegmentConfig
 from bigseg.decode import DECODERS, DecodeParams, Decoder, make_decoder
 from bigseg.diameter import LogDiameterEstimate, volume_log_diameter
 from bigseg.errors import InputError
 from bigseg.io import Volume
-from bigseg.predict import (
-    DEFAULT_MODEL,
-    ClassicalSpec,
-    ModelPredictor,
-    ModelSpec,
-    Normalization,
-    PredictorSpec,
-    estimate_normalization,
-    get_predictor,
-    load_model_package,
-)
+from bigseg.predict import ClassicalSpec, Normalization, PredictorSpec, estimate_normalization, get_predictor
 from bigseg.tiling import Grid, Halo
 
-__all__ = ["Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "plan_decoder", "required_halo"]
+if TYPE_CHECKING:  # imports torch: loaded where a model is used
+    from bigseg.predict import ModelCard, ModelPredictor, ModelSpec
+
+__all__ = [
+    "Plan", "check_output_location", "decode_overrides", "decode_params", "make_plan", "plan_decoder", "required_halo",
+    "skip_margin",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ class Plan:
     params: DecodeParams
     diameter_um: float
     diameter_estimate: LogDiameterEstimate | None = None
-    #: Voxels (per axis) within which an object depends on the image: halo plus half a nucleus.
+    #: Voxels (per axis) from the tissue estimate beyond which a block is skipped (:func:`skip_margin`).
     reach: tuple[int, ...] = (0, 0, 0)
     decoder: Decoder = Decoder()
     stitch: str = "seeds"
@@ -131,6 +129,8 @@ def _predictor(
         norm = estimate_normalization(volume)
         diameter = diameter_um or DEFAULT_DIAMETER_UM
         return ClassicalSpec(volume.voxel_size, diameter, threshold=norm.threshold), norm, DecodeParams(), diameter
+    from bigseg.predict import ModelSpec, load_model_package  # torch: only for model runs
+
     spec = ModelSpec(
         model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=diameter_um,
         device=cfg.device, tta=cfg.tta,
@@ -151,8 +151,8 @@ def required_halo(
     halo and the check of a user's ``halo`` both use it.
     """
     predictor = get_predictor(spec)
-    if isinstance(predictor, ModelPredictor) and block_shape is not None and volume_shape is not None:
-        return predictor.grid_halo(block_shape, volume_shape)
+    if _is_model(spec) and block_shape is not None and volume_shape is not None:
+        return cast("ModelPredictor", predictor).grid_halo(block_shape, volume_shape)  # a ModelSpec builds one
     return tuple(int(h) for h in predictor.halo)
 
 
@@ -174,6 +174,34 @@ def _halo(
     return tuple(cfg.halo)
 
 
+def skip_margin(
+    spec: PredictorSpec, decoder: Decoder, stitch: str, halo: tuple[int, ...], diameter_um: float,
+    voxel_size: tuple[float, ...],
+) -> tuple[int, ...]:
+    """How far (voxels, z y x) a block's write ROI must lie from the tissue estimate to be skipped
+    with every label unchanged.
+
+    A skipped block is never predicted: its stored maps stay at the fill value (0: no foreground,
+    so no seeds and outside every flood's mask), and so do its seeds and labels. A run without
+    skipping must therefore find no foreground there either, in any voxel a decision reads::
+
+        tissue estimate ─┬─ half a nucleus (+1): the rim of a nucleus the coarse estimate misses
+                         ├─ the predictor's foreground reach (``foreground_halo``, else its halo)
+                         ├─ the decoder's own reach over the foreground (Voronoi-Otsu's blurs; 0 for bcd)
+                         └─ iou path only: the halo (each block decodes its whole read ROI alone)
+        ─────────────────┴─► beyond: a block's foreground is the empty space's
+
+    The seeds path needs no halo here: a neighbour floods over a skipped block's part of its read
+    ROI, where the maps are 0 instead of the empty space's, which gives the same mask, the same
+    seeds and so the same flood (tested in ``tests/pipeline/test_skip_empty.py``).
+    """
+    predictor = get_predictor(spec)
+    fg = tuple(getattr(predictor, "foreground_halo", predictor.halo))
+    own = decoder.halo((0,) * len(halo))
+    read = halo if stitch == "iou" else (0,) * len(halo)
+    return tuple(f + d + r + math.ceil(diameter_um / 2 / v) + 1 for f, d, r, v in zip(fg, own, read, voxel_size))
+
+
 def _given_predictor(
     cfg: SegmentConfig, volume: Volume, spec: PredictorSpec
 ) -> tuple[SegmentConfig, PredictorSpec, Normalization, DecodeParams, float]:
@@ -181,8 +209,8 @@ def _given_predictor(
     normalisation and thresholds, default ones for others."""
     cfg, _ = _resolve_diameter(cfg.model_copy(update={"predictor": "classical"}), volume)
     diameter = cfg.diameter_um if isinstance(cfg.diameter_um, float) else DEFAULT_DIAMETER_UM
-    if isinstance(spec, ModelSpec):
-        card = load_model_package(spec.model).card
+    if _is_model(spec):
+        card = _card(spec)
         norm = estimate_normalization(volume, percentiles=card.input.percentiles)
         return cfg, spec, norm, card.decoding, diameter
     return cfg, spec, estimate_normalization(volume), DecodeParams(), diameter
@@ -190,7 +218,20 @@ def _given_predictor(
 
 def _default_decoder(spec: PredictorSpec) -> str:
     """A model's card names its decoder; other predictors make BCD maps for NucMM's."""
-    return load_model_package(spec.model).card.decoder if isinstance(spec, ModelSpec) else "bcd"
+    return _card(spec).decoder if _is_model(spec) else "bcd"
+
+
+def _is_model(spec: PredictorSpec) -> TypeGuard[ModelSpec]:
+    """Whether ``spec`` is a model's, without importing torch for other predictors (a ModelSpec's
+    module, which imports torch, is loaded wherever one exists)."""
+    model = sys.modules.get("bigseg.predict._model")
+    return model is not None and isinstance(spec, model.ModelSpec)
+
+
+def _card(spec: ModelSpec) -> ModelCard:
+    from bigseg.predict import load_model_package
+
+    return load_model_package(spec.model).card
 
 
 def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | None = None) -> Plan:
@@ -210,7 +251,5 @@ def make_plan(cfg: SegmentConfig, volume: Volume, predictor: PredictorSpec | Non
     halo = _halo(cfg, spec, diameter, volume.voxel_size, decoder, block, volume.shape)
     if cfg.shard and any(b % 2 for b in block):
         raise InputError(f"`shard` needs an even block_shape (chunks are half a block), got {block}")
-    # A block's labels and maps depend on the image within its halo; half a nucleus more covers a
-    # nucleus whose edge the low-resolution tissue estimate misses. Farther from tissue, skipping is exact.
-    reach = tuple(h + math.ceil(diameter / 2 / v) + 1 for h, v in zip(halo, volume.voxel_size))
+    reach = skip_margin(spec, decoder, stitch, halo, diameter, volume.voxel_size)
     return Plan(Grid(volume.shape, block, Halo.of(halo)), spec, norm, params, diameter, estimate, reach, decoder, stitch)

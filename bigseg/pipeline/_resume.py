@@ -28,7 +28,6 @@ from bigseg.errors import OutputExistsError, OutputMismatchError
 from bigseg.io import Volume, is_local, open_group, path_exists
 from bigseg.io._store import is_empty_dir
 from bigseg.pipeline._lock import LOCK_NAME
-from bigseg.predict import DEFAULT_MODEL, resolve_model
 
 __all__ = [
     "EXECUTION_FIELDS",
@@ -51,12 +50,11 @@ def _run_config(cfg: SegmentConfig) -> dict[str, Any]:
 
 def _model_identity(cfg: SegmentConfig) -> dict[str, Any] | None:
     """Name and content hash of the model the run uses (for prediction or for the diameter estimate)."""
-    if cfg.predictor == "model":
-        name = cfg.model or "default"
-    elif cfg.diameter_um == "auto":
-        name = DEFAULT_MODEL
-    else:
+    if cfg.predictor != "model" and cfg.diameter_um != "auto":
         return None
+    from bigseg.predict import DEFAULT_MODEL, resolve_model  # imports torch: only for runs that name a model
+
+    name = (cfg.model or "default") if cfg.predictor == "model" else DEFAULT_MODEL
     path = resolve_model(name)
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]

@@ -4,17 +4,21 @@ A whole organ fills about half of its bounding box; the rest is dark camera
 noise. Blocks far from any tissue are never read at level 0 nor predicted::
 
     coarse level ──► mean over one nucleus ──► threshold (noise floor of the whole level) ──► tissue
-    tissue ──► dilated by halo + half a nucleus (in coarse voxels) ──► margin
+    tissue ──► dilated by the skip margin (in coarse voxels) ──► margin
     block active  ⇔  its write ROI meets tissue or margin
 
 The coarse level is first averaged over one nucleus (where its voxels are
-smaller than a nucleus), so camera noise averages out while a nucleus keeps
+smaller than a nucleus; near the volume's faces over the voxels inside it, with
+a noise allowance grown to match), so camera noise averages out while a nucleus keeps
 about half its contrast. The threshold then sits above the empty space's
 noise, far below any nucleus: ``t = p1 + min(8 sigma, (otsu - p1) / 4)``, where
 ``p1`` is the 1st percentile of the averaged level, ``sigma`` its noise from the
-1st-5th percentile spread, and ``otsu`` its Otsu threshold. A run without skipping finds nothing in a
-skipped block: its read ROI lies farther than the halo plus half a nucleus from
-anything brighter than the noise floor.
+1st-5th percentile spread, and ``otsu`` its Otsu threshold.
+
+The skip margin (``bigseg.pipeline._plan.skip_margin``) is half a nucleus plus how
+far the predictor's foreground (and the decoder's decisions on it) reach: a
+skipped block's stored maps stay at 0, which its neighbours' floods treat exactly
+as the empty space's maps, so a run without skipping finds nothing there either.
 """
 
 from __future__ import annotations
@@ -75,15 +79,30 @@ def _coarse_level(volume: Volume) -> int | None:
     return None
 
 
-def tissue_threshold(coarse: np.ndarray) -> float:
-    """Raw intensity separating tissue from the empty space's noise (see the module docstring)."""
+def tissue_threshold(coarse: np.ndarray, fill: np.ndarray | float = 1.0) -> np.ndarray | float:
+    """Raw intensity separating tissue from the empty space's noise (see the module docstring).
+
+    ``fill`` is the fraction of each voxel's averaging window inside the volume (1 inside): a
+    mean of fewer voxels near a face is noisier, so its noise allowance grows as ``1 / sqrt(fill)``
+    (without that, camera noise at the volume's faces and corners read as tissue).
+    """
     from skimage.filters import threshold_otsu
 
     values = coarse.astype(np.float64, copy=False).ravel()
     p1, p5 = (float(v) for v in np.percentile(values, [1.0, 5.0]))
     sigma = (p5 - p1) / 0.681  # z(0.05) - z(0.01) of a normal distribution
     otsu = float(threshold_otsu(values)) if values.max() > values.min() else p1
-    return p1 + min(8.0 * sigma, max(0.0, otsu - p1) / 4.0)
+    return p1 + np.minimum(8.0 * sigma / np.sqrt(fill), max(0.0, otsu - p1) / 4.0)
+
+
+def _nucleus_mean(coarse: np.ndarray, size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over one nucleus around each voxel, of the voxels inside the volume only, and the
+    fraction of the window they fill."""
+    image = coarse.astype(np.float32)
+    if max(size) <= 1:
+        return image, np.ones(1, dtype=np.float32)
+    fill = ndi.uniform_filter(np.ones(image.shape, np.float32), size=size, mode="constant")
+    return ndi.uniform_filter(image, size=size, mode="constant") / fill, fill
 
 
 def estimate_tissue(
@@ -91,8 +110,8 @@ def estimate_tissue(
 ) -> TissueMask | None:
     """The tissue mask and active blocks of ``grid``; None where no level is small enough to read whole.
 
-    ``reach`` is how far (voxels, per axis) an object in a block may depend
-    on the image: the halo plus half a nucleus. ``nucleus`` is a nucleus
+    ``reach`` is the skip margin (voxels, per axis): blocks whose write ROI lies
+    farther than that from tissue are skipped. ``nucleus`` is a nucleus
     diameter in voxels per axis.
     """
     level = _coarse_level(volume)
@@ -103,9 +122,9 @@ def estimate_tissue(
     coarse = volume.read_level(level)
     factor = tuple(-(-s // c) for s, c in zip(volume.shape, coarse.shape))
     size = tuple(max(1, round(n / f)) for n, f in zip(nucleus, factor))
-    smooth = ndi.uniform_filter(coarse.astype(np.float32), size=size, mode="nearest") if max(size) > 1 else coarse
-    threshold = tissue_threshold(smooth)
-    tissue = smooth > threshold
+    smooth, fill = _nucleus_mean(coarse, size)
+    threshold = float(tissue_threshold(smooth))  # inside the volume; higher near its faces
+    tissue = smooth > tissue_threshold(smooth, fill)
     radius = tuple(-(-r // f) for r, f in zip(reach, factor))
     grown = ndi.maximum_filter(tissue.view(np.uint8), size=tuple(2 * r + 1 for r in radius), mode="constant") > 0
     mask = np.where(tissue, TISSUE, np.where(grown, MARGIN, 0)).astype(np.uint8)

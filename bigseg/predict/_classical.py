@@ -76,6 +76,15 @@ class ClassicalPredictor:
             math.ceil(_TRUNCATE * s) + math.ceil(radius / v) + 4 for s, v in zip(self._sigma, self.spec.voxel_size)
         )
 
+    @cached_property
+    def foreground_halo(self) -> tuple[int, int, int]:
+        """How far (voxels, z y x) the foreground at a voxel depends on the image: the Gaussian's support.
+
+        Farther than this from anything brighter than the empty space, the foreground is the empty
+        space's (below any threshold), which is what lets empty blocks be skipped exactly.
+        """
+        return tuple(math.ceil(_TRUNCATE * s) for s in self._sigma)  # type: ignore[return-value]
+
     def predict(
         self, image: np.ndarray, *, offset: tuple[int, ...] = (0, 0, 0), write_roi: Roi | None = None
     ) -> np.ndarray:

@@ -33,7 +33,12 @@ class Predictor(Protocol):
     @property
     def halo(self) -> tuple[int, int, int]:
         """Voxels of context (z, y, x) the maps at a voxel depend on, or that
-        the predictor needs to be accurate; the pipeline's halo is at least this."""
+        the predictor needs to be accurate; the pipeline's halo is at least this.
+
+        A predictor may also define ``foreground_halo`` (same form): how far the
+        *foreground* map at a voxel depends on the image, when that is less than
+        ``halo`` (the classical predictor's Gaussian). Skipping empty blocks uses it
+        (``bigseg.pipeline._plan.skip_margin``); without it, ``halo`` is assumed."""
         ...
 
     def predict(

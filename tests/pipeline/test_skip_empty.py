@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import zarr
+from scipy import ndimage as ndi
 
 from bigseg.io import open_volume
 from bigseg.pipeline import segment
+from bigseg.predict import ClassicalSpec
 from bigseg.testing import balls_volume, write_image
 
 SHAPE = (96, 64, 64)
@@ -117,3 +121,77 @@ def test_a_volume_with_nuclei_in_one_octant_skips_most_blocks(tmp_path) -> None:
     assert on.n_skipped >= 0.4 * on.n_blocks  # 7/8 empty, less the margin (halo + half a nucleus) around the octant
     assert on.n_objects == off.n_objects == len(centres)
     assert np.array_equal(open_volume(on.labels_url).read_level(0), open_volume(off.labels_url).read_level(0))
+
+
+@dataclass(frozen=True)
+class SpreadSpec:
+    """A predictor whose foreground reaches ``spread`` voxels beyond anything bright (the classical
+    predictor on the image's grey dilation); it declares a foreground reach of ``declared`` more
+    voxels than the classical predictor's, so a test can make it understate its reach."""
+
+    spread: int
+    declared: int
+
+    def build(self) -> SpreadPredictor:
+        return SpreadPredictor(self)
+
+
+class SpreadPredictor:
+    def __init__(self, spec: SpreadSpec) -> None:
+        self.spec = spec
+        self.classical = ClassicalSpec((1.0, 1.0, 1.0), 8.0, threshold=0.5).build()
+
+    @property
+    def halo(self) -> tuple[int, int, int]:
+        return tuple(h + self.spec.spread for h in self.classical.halo)  # type: ignore[return-value]
+
+    @property
+    def foreground_halo(self) -> tuple[int, int, int]:
+        return tuple(h + self.spec.declared for h in self.classical.foreground_halo)  # type: ignore[return-value]
+
+    def predict(self, image, *, offset=(0, 0, 0), write_roi=None):
+        wide = ndi.grey_dilation(image, size=2 * self.spec.spread + 1, mode="nearest")
+        return self.classical.predict(wide, offset=offset, write_roi=write_roi)
+
+
+def test_a_margin_short_of_the_foreground_reach_would_change_labels(tmp_path) -> None:
+    # Nuclei centred at z = 12 in a dark box; the predictor's foreground spreads 18 voxels past them,
+    # into z blocks [24, 32) and [32, 40) (blocks of 8 in z), well beyond the tissue estimate (~z 18):
+    #   z   0        12        18  24      32  ~34     40
+    #       |  nuclei |  tissue |   | fg .... |  fg |    |
+    # Declared, the margin covers that foreground and labels are identical; understated (the classical
+    # predictor's own reach only), the [32, 40) blocks are skipped while a run without skipping labels them.
+    shape = (64, 32, 64)
+    centres = np.stack(np.meshgrid([12.0], [16.0], np.arange(8, 60, 12), indexing="ij"), -1).reshape(-1, 3)
+    image, _ = balls_volume(shape, centres, 4.0, noise=0.02, seed=3)
+    write_image(tmp_path / "row.zarr", image, chunk_shape=(8, 32, 32))
+    kw = dict(scheduler="sync", diameter_um=8.0, block_shape=(8, 32, 32), output_mode="labels-only")
+
+    def labels(name: str, spec: SpreadSpec, **extra) -> tuple[np.ndarray, int]:
+        result = segment(str(tmp_path / "row.zarr"), str(tmp_path / name), predictor_spec=spec, **kw, **extra)
+        return open_volume(result.labels_url).read_level(0), result.n_skipped
+
+    reference, _ = labels("off.zarr", SpreadSpec(18, 18), skip_empty=False)
+    assert (reference[32:40] > 0).any()  # the spread foreground is labelled there
+    declared, skipped = labels("declared.zarr", SpreadSpec(18, 18))
+    assert skipped > 0 and np.array_equal(declared, reference)
+    understated, skipped_more = labels("understated.zarr", SpreadSpec(18, 0))
+    assert skipped_more > skipped and not np.array_equal(understated, reference)
+
+
+def test_camera_noise_at_the_volume_faces_is_not_tissue(tmp_path) -> None:
+    # One nucleus in the middle of a noisy dark box: a mean over one nucleus is noisier near the faces
+    # (fewer voxels inside the volume), which read as tissue at the corners before the allowance grew.
+    from bigseg.pipeline._tissue import estimate_tissue
+    from bigseg.tiling import Grid, Halo
+
+    shape = (64, 128, 128)
+    image, _ = balls_volume(shape, [(32, 64, 64)], 4.0, noise=0.03, seed=9)
+    write_image(tmp_path / "one.zarr", image, chunk_shape=(16, 32, 32))
+    grid = Grid(shape, (16, 32, 32), Halo.of(0))
+    tissue = estimate_tissue(open_volume(str(tmp_path / "one.zarr")), grid, (8, 8, 8), (8, 8, 8))
+    assert tissue is not None
+    assert (tissue.mask == 1).sum() < 20**3  # the nucleus, averaged over one nucleus
+    # tissue at z 25-40, y and x 57-72, grown by 8: z blocks 1-3, y and x blocks 1-2; none on a face in y or x
+    active = {grid.block(int(i)).index for i in np.flatnonzero(tissue.active)}
+    assert active == {(z, y, x) for z in (1, 2, 3) for y in (1, 2) for x in (1, 2)}
