@@ -134,6 +134,7 @@ def main() -> None:
         vols = volumes(args.data, tmp)
         if args.volumes:
             vols = [v for v in vols if any(k in v[0] for k in args.volumes.split(","))]
+        vols.sort(key=lambda v: v[2].size)  # smallest first: a stopped run keeps the most rows
         for method in args.methods.split(","):
             if method not in METHODS:
                 raise SystemExit(f"unknown method {method!r}; choose from {list(METHODS)}")
