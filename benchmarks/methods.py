@@ -5,7 +5,8 @@ labelled volume in ../shared/data (voxel size from its meta.json) and on synthet
 `bigseg.synth` presets, with one diameter per volume: for real volumes the median equivalent-sphere
 diameter of its labelled nuclei not cut by the border (the size a user states; it reads the labels,
 so say so where the figures are quoted), for synthetic ones the preset's. Scores leave out objects touching the volume's faces on both sides
-("interior" in benchmarks/real_data.py). Prints figures only.
+("interior" in benchmarks/real_data.py). Prints figures only, with the name of the model each row
+measured and the load average around each run (seconds per Mvox mean little on a loaded machine).
 
     python benchmarks/methods.py --models DIR        # DIR/<name>/model from the table's train commands
     python benchmarks/methods.py --models DIR --methods bcd,tascan --json scores.json
