@@ -5,7 +5,8 @@ labelled volume in ../shared/data (voxel size from its meta.json) and on synthet
 `bigseg.synth` presets, with one diameter per volume: for real volumes the median equivalent-sphere
 diameter of its labelled nuclei not cut by the border (the size a user states; it reads the labels,
 so say so where the figures are quoted), for synthetic ones the preset's. Scores leave out objects touching the volume's faces on both sides
-("interior" in benchmarks/real_data.py). Prints figures only.
+("interior" in benchmarks/real_data.py). Prints figures only, with the name of the model each row
+measured and the load average around each run (seconds per Mvox mean little on a loaded machine).
 
     python benchmarks/methods.py --models DIR        # DIR/<name>/model from the table's train commands
     python benchmarks/methods.py --models DIR --methods bcd,tascan --json scores.json
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ import tifffile
 from bigseg.evaluate import evaluate
 from bigseg.io import open_volume
 from bigseg.pipeline import segment
+from bigseg.predict import DEFAULT_MODEL, load_model_package
 from bigseg.synth import PRESETS, synthesize, truth_stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +52,9 @@ METHODS: dict[str, tuple[str | None, str | None]] = {
     "swin_unetr": ("swin_unetr", None),
     "cellsegnet": ("cellsegnet", "tascan"),
 }
-SYNTH = {"confocal": (32, 96, 96), "dense": (48, 160, 160), "lightsheet-organoid": (24, 160, 160)}
+# preset → (shape, seed): sized so that each holds 11-15 nuclei not touching the faces (scores leave those out)
+SYNTH = {"confocal": ((64, 192, 192), 500), "dense": ((48, 160, 160), 501),
+         "lightsheet-organoid": ((40, 320, 320), 500)}
 WNET_TRAIN = [
     "--architecture", "wnet3d", "--model-diameter", "9", "--arch-kwargs", '{"channels": [8, 16], "strides": [2]}',
     "--steps", "300", "--batch-size", "2", "--patch-size", "24", "24", "24", "--infer-patch-size", "24", "24", "24",
@@ -65,8 +70,8 @@ def volumes(data: Path, tmp: Path) -> list[tuple[str, Path, np.ndarray, tuple[fl
         if meta.get("labels") and labels.exists():
             out.append((meta["name"], meta_path.parent / "raw.tif", tifffile.imread(labels),
                         tuple(meta["voxel_size_um"]), None))
-    for i, (preset, shape) in enumerate(SYNTH.items()):
-        image, labels = synthesize(shape, preset=preset, seed=500 + i)
+    for preset, (shape, seed) in SYNTH.items():
+        image, labels = synthesize(shape, preset=preset, seed=seed)
         path = tmp / f"synth_{preset}.tif"
         tifffile.imwrite(path, image)
         params = PRESETS[preset]
@@ -100,6 +105,9 @@ def run_one(method: str, name: str, raw: Path, truth: np.ndarray, voxel: Any, kn
     else:
         model_arg = None if model is None else str(models / model / "model")
     out = tmp / f"{method}_{name.replace(' ', '_')}.zarr"
+    # Which weights this row measured (the default model may change between releases).
+    card = load_model_package(model_arg if model_arg else DEFAULT_MODEL).card
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     result = segment(str(raw), str(out), voxel_size=voxel, scheduler="sync", model=model_arg, decoder=decoder,
                      diameter_um=diameter, block_shape=(128, 256, 256))
@@ -108,7 +116,8 @@ def run_one(method: str, name: str, raw: Path, truth: np.ndarray, voxel: Any, kn
     cmd = (f"bigseg segment RAW OUT --voxel-size {' '.join(map(str, voxel))} --diameter {diameter:.2f}"
            + (f" --model {model_arg}" if model_arg else "") + (f" --decoder {decoder}" if decoder else ""))
     return dict(method=method, volume=name, diameter_um=diameter, n_pred=result.n_objects,
-                f1_50=scores.at(0.5).f1, f1_75=scores.at(0.75).f1, seconds=seconds,
+                f1_50=scores.at(0.5).f1, f1_75=scores.at(0.75).f1, seconds=seconds, model_name=card.name,
+                load_before=load, load_after=os.getloadavg()[0],
                 s_per_mvox=seconds / (truth.size / 1e6), train_s=train_s, command=cmd, train_command=train_cmd)
 
 
@@ -126,6 +135,7 @@ def main() -> None:
         vols = volumes(args.data, tmp)
         if args.volumes:
             vols = [v for v in vols if any(k in v[0] for k in args.volumes.split(","))]
+        vols.sort(key=lambda v: v[2].size)  # smallest first: a stopped run keeps the most rows
         for method in args.methods.split(","):
             if method not in METHODS:
                 raise SystemExit(f"unknown method {method!r}; choose from {list(METHODS)}")
@@ -133,7 +143,8 @@ def main() -> None:
                 row = run_one(method, name, raw, truth, voxel, known, args.models, tmp)
                 rows.append(row)
                 print(f"{method:14s} {name:26s} d {row['diameter_um']:5.1f} pred {row['n_pred']:4d} "
-                      f"F1@0.5 {row['f1_50']:.3f} F1@0.75 {row['f1_75']:.3f} {row['s_per_mvox']:7.1f} s/Mvox"
+                      f"F1@0.5 {row['f1_50']:.3f} F1@0.75 {row['f1_75']:.3f} {row['s_per_mvox']:7.1f} s/Mvox "
+                      f"(load {row['load_before']:.1f}/{row['load_after']:.1f}; model {row['model_name']})"
                       + (f" (train {row['train_s']:.0f} s)" if row["train_s"] else ""), flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=2))

@@ -10,7 +10,7 @@ from typing import Any
 from bigseg.errors import InputError
 from bigseg.predict import ARCHITECTURES, HEADS, Architecture, Head, patch_divisor
 from bigseg.train._augment import AugmentLevel
-from bigseg.train._losses import LOSSES, LossName
+from bigseg.train._losses import LossName, check_loss
 
 __all__ = ["LabelledPair", "TrainConfig", "UnlabelledImage"]
 
@@ -114,9 +114,8 @@ class TrainConfig:
                 f"images without labels train only a self-supervised architecture ({sorted(SELF_SUPERVISED)}); "
                 f"give --labels for each --image to train {self.architecture!r}"
             )
-        elif self.loss not in LOSSES or LOSSES[self.loss] != self.head:
-            fits = sorted(k for k, v in LOSSES.items() if v == self.head)
-            raise InputError(f"loss {self.loss!r} does not fit the {self.head!r} head; use one of {fits} (CLI: --loss)")
+        else:
+            check_loss(self.loss, self.head)
         for name in ("steps", "batch_size", "val_every", "val_volumes", "checkpoint_every", "log_every", "threads",
                      "pool_size", "refresh_every"):
             if int(getattr(self, name)) < 1:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from bigseg.errors import InputError
 
-__all__ = ["LOSSES", "LossName", "dice_3dcellseg", "make_loss"]
+__all__ = ["LOSSES", "LossName", "check_loss", "dice_3dcellseg", "make_loss"]
 
 LossName = Literal["bcd", "dice", "dice_ce", "generalized_dice", "tversky", "3dcellseg"]
 LOSSES: dict[str, str] = {
@@ -92,6 +92,17 @@ def _3dcellseg_loss(
     return fg + bg, {"loss_dice_foreground": float(fg.detach()), "loss_dice_background": float(bg.detach())}
 
 
+def check_loss(name: str, head: str) -> None:
+    """Refuse an unknown loss (listing the losses), an old name (giving the new one), or one that does not fit ``head``."""
+    if name in _RENAMED:
+        raise InputError(f"loss {name!r} is now called {_RENAMED[name]!r} (3DCellSeg, Wang et al. 2022); use --loss {_RENAMED[name]}")
+    if name not in LOSSES:
+        raise InputError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)} (CLI: --loss)")
+    if LOSSES[name] != head:
+        fits = sorted(k for k, v in LOSSES.items() if v == head)
+        raise InputError(f"loss {name!r} does not fit the {head!r} head; use one of {fits} (CLI: --loss)")
+
+
 def make_loss(name: str, head: str) -> LossFn:
     """Loss function ``(logits, target) -> (loss, parts)`` for ``head``.
 
@@ -103,13 +114,7 @@ def make_loss(name: str, head: str) -> LossFn:
     InputError
         For an unknown loss or one that does not fit the head.
     """
-    if name in _RENAMED:
-        raise InputError(f"loss {name!r} is now called {_RENAMED[name]!r} (3DCellSeg, Wang et al. 2022); use --loss {_RENAMED[name]}")
-    if name not in LOSSES:
-        raise InputError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)} (CLI: --loss)")
-    if LOSSES[name] != head:
-        fits = sorted(k for k, v in LOSSES.items() if v == head)
-        raise InputError(f"loss {name!r} does not fit the {head!r} head; use one of {fits}")
+    check_loss(name, head)
     if name == "bcd":
         return _bcd_loss
     if name == "3dcellseg":

@@ -91,3 +91,12 @@ def test_3dcellseg_loss_sums_foreground_and_background_dice_with_boundary_weight
 def test_old_loss_name_says_it_was_renamed() -> None:
     with pytest.raises(InputError, match=r"loss 'cellseg3d' is now called '3dcellseg'"):
         make_loss("cellseg3d", "semantic")
+
+
+def test_the_config_refuses_unknown_and_renamed_losses_as_make_loss_does() -> None:
+    from bigseg.train import TrainConfig
+
+    with pytest.raises(InputError, match=r"loss 'cellseg3d' is now called '3dcellseg'.*--loss 3dcellseg"):
+        TrainConfig(out="x", head="semantic", loss="cellseg3d")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"unknown loss 'focal'; choose one of \['3dcellseg', 'bcd', 'dice',"):
+        TrainConfig(out="x", head="semantic", loss="focal")  # type: ignore[arg-type]
