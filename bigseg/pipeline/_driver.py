@@ -114,7 +114,6 @@ class SegmentResult:
         )
 
 
-
 class runner_for:
     """Context manager: a BlockRunner on the given client, or one opened from the config."""
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bigseg.errors import InputError
 
 __all__ = [
-    "CPU_BATCH", "MAX_BATCH", "MEMORY_SHARE", "batch_for_memory", "busy_fraction", "device_intervals", "device_task",
+    "CPU_BATCH", "KEEP", "MAX_BATCH", "MEMORY_SHARE", "batch_for_memory", "busy_fraction", "device_intervals", "device_task",
     "device_tasks", "device_use", "device_uses", "overlap_times", "reset_device_intervals",
 ]
 
@@ -37,11 +38,15 @@ MAX_BATCH = 16
 #: (on the device), the allocator's caching and fragmentation.
 MEMORY_SHARE = 0.5
 
+#: The most recent uses per device and tasks this process remembers: a long-lived worker's records
+#: stay bounded whatever the number of blocks (a measured run resets them and reads them at its end).
+KEEP = 4096
+
 _LOCKS: dict[str, threading.Lock] = {}
 # Per device: (thread id, asked for, acquired, released), wall-clock seconds.
-_USES: dict[str, list[tuple[int, float, float, float]]] = {}
+_USES: dict[str, deque[tuple[int, float, float, float]]] = {}
 # Tasks that use a device: (thread id, start, end).
-_TASKS: list[tuple[int, float, float]] = []
+_TASKS: deque[tuple[int, float, float]] = deque(maxlen=KEEP)
 _GUARD = threading.Lock()
 
 
@@ -50,7 +55,7 @@ def device_use(device: str) -> Iterator[None]:
     """Hold ``device`` (e.g. ``"cuda:0"``) for one block's inference; record the busy interval."""
     with _GUARD:
         lock = _LOCKS.setdefault(device, threading.Lock())
-        uses = _USES.setdefault(device, [])
+        uses = _USES.setdefault(device, deque(maxlen=KEEP))
     asked = time.time()
     with lock:
         start = time.time()
@@ -66,11 +71,11 @@ def device_intervals(device: str | None = None) -> list[tuple[float, float]]:
 
 
 def device_uses(device: str | None = None) -> list[tuple[int, float, float, float]]:
-    """Every use of ``device`` (or of every device) in this process: ``(thread id, asked for, acquired,
-    released)``; a thread waited for the device from the second to the third and held it until the fourth."""
+    """The last :data:`KEEP` uses of ``device`` (or of every device) in this process: ``(thread id, asked
+    for, acquired, released)``; a thread waited for the device from the second to the third and held it until the fourth."""
     with _GUARD:
         if device is not None:
-            return list(_USES.get(device, []))
+            return list(_USES.get(device, ()))
         return sorted(u for v in _USES.values() for u in v)
 
 
@@ -87,7 +92,7 @@ def device_task() -> Iterator[None]:
 
 
 def device_tasks() -> list[tuple[int, float, float]]:
-    """The recorded tasks of this process: ``(thread id, start, end)``."""
+    """The last :data:`KEEP` recorded tasks of this process: ``(thread id, start, end)``."""
     with _GUARD:
         return list(_TASKS)
 
