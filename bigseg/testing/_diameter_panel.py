@@ -2,8 +2,9 @@
 
 Every ``bigseg.synth`` preset and the domain-randomised mode, nuclei 2-40
 voxels across (x-y), z/xy anisotropy 1-8, sparse to crowded. The true
-diameter is the median equivalent-sphere diameter of the labelled nuclei not
-cut by the volume's faces.
+diameter is the median equivalent-sphere diameter of the nuclei whose centre
+lies in the volume, measured whole: each volume is rendered with margins and
+cropped.
 """
 
 from __future__ import annotations
@@ -85,23 +86,39 @@ def _shape(case: PanelCase) -> tuple[int, int, int]:
     return (max(int(math.ceil(n_xy / case.anisotropy)), 12), n_xy, n_xy)
 
 
-def _true_diameter(labels: np.ndarray, voxel_size: tuple[float, float, float]) -> float:
-    from bigseg.synth import truth_stats
+def _margin(case: PanelCase) -> tuple[int, int, int]:
+    """Voxels rendered beyond each face: more than the largest nucleus' half-length (z stretch up to 1.7x)."""
+    m_xy = int(math.ceil(0.8 * case.d_vox)) + 1
+    return (int(math.ceil(0.8 * 1.7 * case.d_vox / case.anisotropy)) + 1, m_xy, m_xy)
 
-    stats = truth_stats(labels, voxel_size, exclude_border=True)
-    if stats["n_measured"] < 3:
-        stats = truth_stats(labels, voxel_size)
-    return float(stats["median_diameter_um"])
+
+def _true_diameter(labels: np.ndarray, margin: tuple[int, int, int], voxel_size: tuple[float, float, float]) -> float:
+    """Median equivalent-sphere diameter of the nuclei whose centroid lies in the crop, measured whole
+    in the rendering with margins (a crop's cut nuclei would bias it; so would keeping only the uncut
+    ones, which favours the small nuclei of a volume only a few nuclei across)."""
+    from scipy import ndimage as ndi
+
+    ids, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(labels.shape)
+    fg = ids > 0
+    centres = np.array(ndi.center_of_mass(np.ones(labels.shape), inverse, np.flatnonzero(fg)))
+    inside = np.all([(centres[:, ax] >= margin[ax] - 0.5) & (centres[:, ax] < labels.shape[ax] - margin[ax] - 0.5)
+                     for ax in range(3)], axis=0)
+    if int(inside.sum()) < 3:
+        raise AssertionError(f"a panel volume needs at least 3 nuclei, got {int(inside.sum())}")
+    diam = (6.0 * sizes[fg][inside] * math.prod(voxel_size) / math.pi) ** (1 / 3)
+    return float(np.median(diam))
 
 
 def make_panel_volume(case: PanelCase) -> PanelVolume:
-    """Render one panel case (deterministic)."""
+    """Render one panel case (deterministic): the volume with margins, then its centre crop."""
     from bigseg.synth import PRESETS, RandomNucleiConfig, random_nuclei, synthesize
 
-    shape = _shape(case)
+    shape, margin = _shape(case), _margin(case)
+    big = tuple(s + 2 * m for s, m in zip(shape, margin))
     if case.preset == "random":
         a = max(int(round(case.anisotropy)), 1)
-        iso = (shape[0] * a, shape[1], shape[2])
+        iso = (big[0] * a, big[1], big[2])
         image, labels = random_nuclei(iso, seed=(11, case.seed), config=RandomNucleiConfig(diameter=case.d_vox))
         # A coarse z step: keep every a-th plane of the isotropic draw.
         image, labels = image[::a], labels[::a]
@@ -110,6 +127,8 @@ def make_panel_volume(case: PanelCase) -> PanelVolume:
         params = PRESETS[case.preset]
         v = params.diameter_um / case.d_vox
         voxel = (case.anisotropy * v, v, v)
-        image, labels = synthesize(shape, preset=case.preset, voxel_size=voxel, seed=100 + case.seed,
+        image, labels = synthesize(big, preset=case.preset, voxel_size=voxel, seed=100 + case.seed,
                                    volume_fraction=case.fraction)
-    return PanelVolume(case, np.asarray(image), np.asarray(labels), voxel, _true_diameter(labels, voxel))
+    crop = tuple(slice(m, m + s) for m, s in zip(margin, shape))
+    return PanelVolume(case, np.asarray(image)[crop], np.asarray(labels)[crop], voxel,
+                       _true_diameter(np.asarray(labels), margin, voxel))
