@@ -7,8 +7,10 @@ Usage::
 
 Runs the default command (no diameter: estimated), prints the diameter used, the number of
 objects, and ``skimage.feature.blob_log`` counts of the percentile-normalised crop at a
-few thresholds (blobs 1-4 voxels in sigma), and draws three z slices with our outlines (red)
-and the LoG blobs (cyan circles, radius sqrt(3) sigma) at the middle threshold.
+few thresholds (blobs 1-4 voxels in sigma): how many fall inside our objects, how many of our
+objects hold one, and how bright the blobs inside and outside are. Draws three thin z slabs (maximum
+projection of 5 planes) with our outlines (red) and the LoG blobs (cyan circles, radius sqrt(2)
+sigma) at the middle threshold.
 """
 
 from __future__ import annotations
@@ -48,17 +50,27 @@ def main() -> None:
     lo, hi = np.percentile(image, [1, 99.8])
     norm = np.clip((image - lo) / (hi - lo), 0, 1)
     blobs = {}
+    shape = np.array(labels.shape)
     for t in args.thresholds:
         blobs[t] = blob_log(norm, min_sigma=1.0, max_sigma=4.0, num_sigma=7, threshold=t)
-        inside = sum(labels[tuple(np.clip(b[:3].astype(int), 0, np.array(labels.shape) - 1))] > 0 for b in blobs[t])
-        print(f"LoG blobs (skimage.feature.blob_log, threshold {t}): {len(blobs[t])}; "
-              f"{inside} of them inside one of our objects")
+        at = tuple(np.clip(np.round(blobs[t][:, :3]).astype(int), 0, shape - 1).T)
+        hit = labels[at]
+        found = hit > 0
+        n_obj_with = len(np.unique(hit[found]))
+        peak = norm[at]
+        print(f"LoG blobs (skimage.feature.blob_log, threshold {t}): {len(blobs[t])}; {int(found.sum())} of them "
+              f"inside one of our objects; {n_obj_with} of our {result.n_objects} objects hold one or more; "
+              f"median normalised peak of the blobs inside {np.median(peak[found]) if found.any() else 0:.2f}, "
+              f"outside {np.median(peak[~found]) if (~found).any() else 0:.2f}")
     if args.png:
         _draw(norm, labels, blobs[sorted(blobs)[len(blobs) // 2]], args.png)
         print(f"picture: {args.png}")
 
 
-def _draw(norm: np.ndarray, labels: np.ndarray, blobs: np.ndarray, png: Path) -> None:
+def _draw(norm: np.ndarray, labels: np.ndarray, blobs: np.ndarray, png: Path, half: int = 2) -> None:
+    """Three slabs of 2 * half + 1 z planes (the axial blur spreads a cell over ~5 planes): the image's
+    maximum projection, the outlines of our objects' projection (red) and the LoG blobs centred in the
+    slab (cyan, radius sqrt(2) sigma)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,22 +78,23 @@ def _draw(norm: np.ndarray, labels: np.ndarray, blobs: np.ndarray, png: Path) ->
     from skimage.segmentation import find_boundaries
 
     zs = [labels.shape[0] // 4, labels.shape[0] // 2, 3 * labels.shape[0] // 4]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6))
     for ax, z in zip(axes, zs):
-        ax.imshow(norm[z], cmap="gray", vmin=0, vmax=0.6)
-        edge = find_boundaries(labels[z], mode="inner")
+        slab = slice(z - half, z + half + 1)
+        ax.imshow(norm[slab].max(axis=0), cmap="gray", vmin=0, vmax=0.7)
+        edge = find_boundaries(labels[slab].max(axis=0), mode="inner")
         overlay = np.zeros((*edge.shape, 4))
-        overlay[edge] = (1, 0.1, 0.1, 1)
+        overlay[edge] = (1, 0.15, 0.15, 1)
         ax.imshow(overlay)
         for b in blobs:
-            if abs(b[0] - z) <= b[3]:
-                ax.add_patch(plt.Circle((b[2], b[1]), np.sqrt(3) * b[3], fill=False, color="cyan", lw=0.6))
-        ax.set_title(f"z = {z}")
+            if abs(b[0] - z) <= half + 0.5:
+                ax.add_patch(plt.Circle((b[2], b[1]), np.sqrt(2) * b[3], fill=False, color="cyan", lw=0.6))
+        ax.set_title(f"z {z - half}-{z + half} (max projection)")
         ax.axis("off")
-    fig.suptitle("cellseg3d_mesospim_c5: bigseg segment (red outlines), LoG blobs (cyan)")
+    fig.suptitle("cellseg3d_mesospim_c5: bigseg segment (red outlines), skimage blob_log blobs (cyan)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=90)
+    fig.savefig(png, dpi=80)
 
 
 if __name__ == "__main__":
