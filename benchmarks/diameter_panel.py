@@ -6,7 +6,8 @@ Usage::
 
 Prints one row per panel volume (``bigseg.testing._diameter_panel.PANEL``: every preset and
 the domain-randomised mode, nuclei 2-40 voxels across, z/xy anisotropy 1-8, sparse to
-crowded), the ratio to the labels' median equivalent-sphere diameter, or the refusal, and
+crowded), the ratio to the median equivalent-sphere diameter of the nuclei whose centre lies
+in the volume (measured whole, in a rendering with margins), or the refusal, and
 how many fluorescence volumes fall within ±25 % (the em-like ones, dark nuclei on a bright
 background, are out of scope and must be refused).
 """
