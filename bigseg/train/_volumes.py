@@ -82,6 +82,11 @@ class LazyLabelledVolume:
             )
 
     @property
+    def threshold(self) -> float:
+        """The whole volume's Otsu level on the normalised scale (from the normalisation's statistics)."""
+        return self.normalization.threshold
+
+    @property
     def model_shape(self) -> tuple[int, int, int]:
         """Extent of the volume in model voxels."""
         return self.scale.model_range((0, 0, 0), self.image.shape)[1]  # type: ignore[return-value]

@@ -4,8 +4,13 @@ Each step draws random patches at the model's scale, and minimises, with equal
 weights, the soft N-cuts loss of the encoder's K classes (radius 2, intensity
 σ 1, spatial σ 4: CellSeg3D's defaults; intensities in units of each patch's
 standard deviation) and the decoder's mean squared
-reconstruction error. At the end the class with the brighter mean intensity
-becomes the foreground; the choice and the class means go on the card::
+reconstruction error. The first third of the steps (the warm start) instead fit
+the encoder's class 1 to the voxels above the volume's own Otsu level: soft
+N-cuts of a sparse foreground has a deep but narrow minimum at the nuclei and a
+broad basin of large blobs around them, which a randomly started encoder falls
+into (docs/models.md, *Why WNet3D needs a warm start*). At the end the class
+with the brighter mean intensity becomes the foreground; the choice and the
+class means go on the card::
 
     OUT/config.json  OUT/loss.csv  OUT/model/ (card.json: head "semantic",
     architecture_kwargs.foreground_class, decoder "voronoi-otsu")
@@ -37,10 +42,15 @@ logger = logging.getLogger(__name__)
 NCUTS_RADIUS = 2.0
 NCUTS_INTENSITY_SIGMA = 1.0
 NCUTS_SPATIAL_SIGMA = 4.0
+WARM_START_FRACTION = 1 / 3  # of the steps: the encoder's class 1 fits the voxels above the Otsu level
 
 
 class ImageSource(Protocol):
-    """Anything that cuts normalised model-scale image patches (``draw(rng, shape) → (image, labels)``)."""
+    """Anything that cuts normalised model-scale image patches (``draw(rng, shape) → (image, labels)``)
+    and knows its whole volume's Otsu level on that normalised scale (``threshold``)."""
+
+    @property
+    def threshold(self) -> float: ...
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -52,6 +62,14 @@ class ArraySource:
         if image.ndim != 3:
             raise InputError(f"`image` must be a (Z, Y, X) volume, got shape {image.shape}")
         self.image = np.asarray(image, dtype=np.float32)
+        from skimage.filters import threshold_otsu
+
+        self._threshold = float(threshold_otsu(np.clip(self.image, 0, 1)))
+
+    @property
+    def threshold(self) -> float:
+        """Otsu level of the whole image (clipped to [0, 1], as the pipeline's normalisation)."""
+        return self._threshold
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros(shape, np.float32)
@@ -61,9 +79,12 @@ class ArraySource:
         return out, np.zeros(shape, np.uint32)
 
 
-def _batch(sources: Sequence[ImageSource], cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    xs = [sources[int(rng.integers(len(sources)))].draw(rng, cfg.patch_size)[0] for _ in range(cfg.batch_size)]
-    return torch.from_numpy(np.stack(xs)[:, None])
+def _batch(sources: Sequence[ImageSource], cfg: TrainConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` patches ``(N, 1, Z, Y, X)`` and each one's volume Otsu level ``(N, 1, 1, 1, 1)``."""
+    picked = [sources[int(rng.integers(len(sources)))] for _ in range(cfg.batch_size)]
+    xs = [src.draw(rng, cfg.patch_size)[0] for src in picked]
+    levels = torch.tensor([float(src.threshold) for src in picked], dtype=torch.float32).view(-1, 1, 1, 1, 1)
+    return torch.from_numpy(np.stack(xs)[:, None]), levels
 
 
 def _standardise(x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +103,7 @@ def choose_foreground(net: Any, sources: Sequence[ImageSource], cfg: TrainConfig
     net.eval()
     with torch.no_grad():
         for _ in range(n_patches):
-            x = _batch(sources, cfg, rng)
+            x, _ = _batch(sources, cfg, rng)
             prob = torch.softmax(net.classes(x), dim=1)
             weighted += (prob * x).sum(dim=(0, 2, 3, 4)).double().numpy()
             mass += prob.sum(dim=(0, 2, 3, 4)).double().numpy()
@@ -105,10 +126,30 @@ def _card(cfg: TrainConfig, kwargs: dict[str, Any], fg: int, means: list[float],
         provenance=Provenance(
             data=f"self-supervised: {data}", steps=steps, command=cfg.command, seed=cfg.seed,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            metrics={"foreground_class": fg, "class_mean_intensity": means,
-                     "loss": "0.5 soft N-cuts (r 2, σI 1, σX 4) + 0.5 reconstruction MSE"},
+            metrics={"foreground_class": fg, "class_mean_intensity": means, "warm_start_steps": _warm_steps(steps),
+                     "loss": "0.5 soft N-cuts (r 2, σI 1, σX 4) + 0.5 reconstruction MSE, after a warm start "
+                             "(class 1 fits the voxels above the volume's Otsu level, BCE)"},
         ),
     )
+
+
+def _warm_steps(steps: int) -> int:
+    return int(steps * WARM_START_FRACTION)
+
+
+def _step_loss(net: Any, x: torch.Tensor, level: torch.Tensor, warm: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """The warm start's BCE of class 1 against ``x > level``, else 0.5 soft N-cuts + 0.5 reconstruction."""
+    nan = float("nan")
+    if warm:
+        # forward() is class 1's logit while foreground_class is 1 (its value until training ends).
+        bce = F.binary_cross_entropy_with_logits(net(x), (x > level).float())
+        return bce, {"loss_warm_start": float(bce.detach()), "loss_ncuts": nan, "loss_reconstruction": nan}
+    prob, recon = net.reconstruct(x)
+    ncuts = soft_ncuts(prob, _standardise(x), radius=NCUTS_RADIUS, intensity_sigma=NCUTS_INTENSITY_SIGMA,
+                       spatial_sigma=NCUTS_SPATIAL_SIGMA)
+    rec = F.mse_loss(recon, x)
+    return 0.5 * ncuts + 0.5 * rec, {"loss_warm_start": nan, "loss_ncuts": float(ncuts.detach()),
+                                     "loss_reconstruction": float(rec.detach())}
 
 
 def train_wnet(
@@ -132,26 +173,22 @@ def train_wnet(
         sources = [load_image(i, model_voxel_size=cfg.voxel_size, model_diameter=cfg.diameter_um) for i in cfg.images]
     if not sources:
         raise InputError("WNet3D trains on your own images: pass at least one --image")
-    net: Any = build_network("wnet3d", "semantic", cfg.architecture_kwargs)
+    net: Any = build_network("wnet3d", "semantic", {**cfg.architecture_kwargs, "foreground_class": 1})
+    warm_steps = _warm_steps(cfg.steps)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     (out / "loss.csv").unlink(missing_ok=True)
     rows: list[dict[str, Any]] = []
     t0 = time.monotonic()
     net.train()
     for step in range(cfg.steps):
-        x = _batch(sources, cfg, np.random.default_rng((cfg.seed, 4, step)))
-        prob, recon = net.reconstruct(x)
-        ncuts = soft_ncuts(prob, _standardise(x), radius=NCUTS_RADIUS, intensity_sigma=NCUTS_INTENSITY_SIGMA,
-                           spatial_sigma=NCUTS_SPATIAL_SIGMA)
-        rec = F.mse_loss(recon, x)
-        loss = 0.5 * ncuts + 0.5 * rec
+        x, level = _batch(sources, cfg, np.random.default_rng((cfg.seed, 4, step)))
+        loss, parts = _step_loss(net, x, level, warm=step < warm_steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
-            row = {"step": done, "loss": float(loss.detach()), "loss_ncuts": float(ncuts.detach()),
-                   "loss_reconstruction": float(rec.detach()), "elapsed_s": round(time.monotonic() - t0, 1)}
+            row = {"step": done, "loss": float(loss.detach()), **parts, "elapsed_s": round(time.monotonic() - t0, 1)}
             rows.append(row)
             if on_log:
                 on_log(row)

@@ -12,15 +12,9 @@ from bigseg.cli import app
 from bigseg.errors import InputError
 from bigseg.evaluate import evaluate
 from bigseg.io import open_volume
-from bigseg.testing import balls_volume, write_image
+from bigseg.synth import PRESETS, synthesize
+from bigseg.testing import write_image
 from bigseg.train import LabelledPair, TrainConfig, UnlabelledImage
-
-
-def _lattice(shape, spacing, jitter, seed):
-    rng = np.random.default_rng(seed)
-    axes = [np.arange(spacing / 2, s - spacing / 2 + 1e-6, spacing) for s in shape]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    return grid + rng.uniform(-jitter, jitter, grid.shape)
 
 
 def test_config_refuses_labels_heads_and_missing_images() -> None:
@@ -37,19 +31,22 @@ def test_config_refuses_labels_heads_and_missing_images() -> None:
 
 @pytest.mark.slow
 def test_a_few_hundred_steps_separate_nuclei_from_background(tmp_path) -> None:
-    """200 steps (about 30 s on one CPU thread) on 27 nuclei, 9 µm across: the CLI trains, the
-    card names the brighter class as foreground and Voronoi-Otsu, and `bigseg segment` with the
-    package finds the nuclei (F1 at IoU 0.5 >= 0.5)."""
-    shape = (40, 40, 40)
-    image, truth = balls_volume(shape, _lattice(shape, 12, 1.0, seed=1), 4.5, noise=0.05, seed=2)
+    """200 steps (about 45 s on one CPU thread) on a sparse confocal-preset volume (11 nuclei, 1.5 %
+    of the voxels, haze around them): the CLI trains, the card names the brighter class as
+    foreground and Voronoi-Otsu, and `bigseg segment` with the package finds the nuclei (F1 at
+    IoU 0.5 >= 0.5; 0.95 when written). Without the warm start the same run finds no nucleus
+    (F1 0): soft N-cuts alone falls into blobs far larger than the nuclei."""
+    vs = PRESETS["confocal"].voxel_size
+    image, truth = synthesize((64, 160, 160), preset="confocal", seed=3)
     src = tmp_path / "raw.ome.zarr"
-    write_image(src, image)
+    write_image(src, image, voxel_size=vs)
     out = tmp_path / "wnet"
     runner = CliRunner()
+    scale = ["--voxel-size", *map(str, vs), "--diameter", "14.5"]
     res = runner.invoke(app, [
-        "train", str(out), "--architecture", "wnet3d", "--image", str(src), "--diameter", "9",
+        "train", str(out), "--architecture", "wnet3d", "--image", str(src), *scale,
         "--model-diameter", "9", "--arch-kwargs", '{"channels": [8, 16], "strides": [2]}', "--steps", "200",
-        "--batch-size", "2", "--patch-size", "24", "24", "24", "--infer-patch-size", "24", "24", "24",
+        "--batch-size", "2", "--patch-size", "32", "32", "32", "--infer-patch-size", "32", "32", "32",
         "--lr", "0.005", "--seed", "0",
     ])
     assert res.exit_code == 0, res.output
@@ -57,9 +54,10 @@ def test_a_few_hundred_steps_separate_nuclei_from_background(tmp_path) -> None:
     assert card["architecture"] == "wnet3d" and card["head"] == "semantic" and card["decoder"] == "voronoi-otsu"
     means = card["provenance"]["metrics"]["class_mean_intensity"]
     assert card["architecture_kwargs"]["foreground_class"] == int(np.argmax(means))
+    assert card["provenance"]["metrics"]["warm_start_steps"] == 66
     seg = tmp_path / "seg.zarr"
-    res = runner.invoke(app, ["segment", str(src), str(seg), "--model", str(out / "model"), "--diameter", "9",
-                              "--scheduler", "sync", "--no-progress", "--block-shape", "40", "40", "40"])
+    res = runner.invoke(app, ["segment", str(src), str(seg), "--model", str(out / "model"), *scale,
+                              "--scheduler", "sync", "--no-progress"])
     assert res.exit_code == 0, res.output
     labels = open_volume(f"{seg}/labels/nuclei").read_level(0)
     scores = evaluate(labels, truth, thresholds=(0.5,))
