@@ -57,7 +57,7 @@ SYNTH = {"confocal": ((64, 192, 192), 500), "dense": ((48, 160, 160), 501),
          "lightsheet-organoid": ((40, 320, 320), 500)}
 WNET_TRAIN = [
     "--architecture", "wnet3d", "--model-diameter", "9", "--arch-kwargs", '{"channels": [8, 16], "strides": [2]}',
-    "--steps", "300", "--batch-size", "2", "--patch-size", "24", "24", "24", "--infer-patch-size", "24", "24", "24",
+    "--steps", "300", "--batch-size", "2", "--patch-size", "32", "32", "32", "--infer-patch-size", "32", "32", "32",
     "--lr", "0.005", "--seed", "0",
 ]
 
