@@ -38,7 +38,7 @@ from bigseg.decode import HISTOGRAM_BINS, otsu_from_histogram
 from bigseg.errors import InputError
 from bigseg.io import open_group, remove_tree
 from bigseg.measure import BlockStats, combine_stats
-from bigseg.pipeline._executor import BlockRunner, fault_point, open_client
+from bigseg.pipeline._executor import BlockRunner, StartingClient, fault_point
 from bigseg.pipeline._lock import RunLock
 from bigseg.pipeline._outputs import LABEL_NAME
 from bigseg.pipeline._plan import Plan
@@ -115,7 +115,8 @@ class SegmentResult:
 
 
 class runner_for:
-    """Context manager: a BlockRunner on the given client, or one opened from the config."""
+    """Context manager: a BlockRunner on the client of ``client`` (a :class:`StartingClient`, or a
+    client or None given by the caller), or on one opened from the config."""
 
     def __init__(
         self, cfg: SegmentConfig, client: Any, progress: Any, on_cluster: Any, records: RecordStore | None,
@@ -123,17 +124,13 @@ class runner_for:
     ) -> None:
         self.cfg, self.client, self.progress, self.on_cluster = cfg, client, progress, on_cluster
         self.records, self.lock = records, lock
-        self._cm: Any = None
+        self._cm: StartingClient | None = None
 
     def __enter__(self) -> BlockRunner:
-        client = self.client
-        if client is None:
-            cfg = self.cfg
-            self._cm = open_client(
-                cfg.scheduler, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
-                memory_limit=cfg.memory_limit, task_threads=cfg.task_threads,
-            )
-            client = self._cm.__enter__()
+        starting = self.client if isinstance(self.client, StartingClient) else None
+        if starting is None:
+            self._cm = starting = starting_client(self.cfg, self.client)
+        client = starting.get()
         if self.on_cluster is not None:
             self.on_cluster(getattr(client, "dashboard_link", None))
         return BlockRunner.on(
@@ -144,6 +141,14 @@ class runner_for:
     def __exit__(self, *exc: Any) -> None:
         if self._cm is not None:
             self._cm.__exit__(*exc)
+
+
+def starting_client(cfg: SegmentConfig, client: Any = None) -> StartingClient:
+    """The run's client (``client`` if given, else the config's scheduler), its start begun now."""
+    return StartingClient(
+        cfg.scheduler, client, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
+        memory_limit=cfg.memory_limit, task_threads=cfg.task_threads,
+    )
 
 
 def _timed(timings: dict[str, float], stage: str, fn: Callable[[], Any]) -> Any:

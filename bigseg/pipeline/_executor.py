@@ -26,6 +26,7 @@ items (model inference on CPU) stay one per task.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import signal
@@ -41,7 +42,10 @@ from bigseg.errors import BigsegError, BlockFailedError, BlockTimeoutError, Inpu
 from bigseg.pipeline._records import RecordStore
 from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config
 
-__all__ = ["KILL_AT_ENV", "KILL_MARKER_ENV", "MAX_BATCH", "TASK_SECONDS", "BlockRunner", "fault_point", "open_client"]
+__all__ = [
+    "KILL_AT_ENV", "KILL_MARKER_ENV", "MAX_BATCH", "TASK_SECONDS", "BlockRunner", "StartingClient", "fault_point",
+    "open_client",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -404,6 +408,56 @@ def open_client(
         return
     with Client(scheduler) as client:
         yield client
+
+
+class StartingClient:
+    """A run's Dask client, its start begun at once in a background thread.
+
+    ``client`` when one is given; None for ``'sync'``; else :func:`open_client` with ``options``,
+    entered in a thread, so that a cluster's start (its worker processes spawning and importing:
+    seconds, on any machine) overlaps what the driver does before the first stage (planning, the
+    tissue mask, creating the outputs) instead of following it. :meth:`get` waits for the start
+    and returns the client, or raises the start's error. Leaving the ``with`` block closes a
+    cluster started here; one still starting is waited for first (a start cannot be cut short).
+    """
+
+    def __init__(self, scheduler: str, client: Any = None, **options: Any) -> None:
+        self._given, self._cm, self._box = client, None, dict[str, Any]()
+        self._thread: threading.Thread | None = None
+        # distributed's Client keeps "the current client" in a context variable, which must be
+        # reset in the context that set it: the start and the close both run in this one.
+        self._context = contextvars.Context()
+        if client is None and parse_scheduler(scheduler) != "sync":
+            self._cm = open_client(scheduler, **options)
+            self._thread = threading.Thread(target=self._context.run, args=(self._start,), name="bigseg-cluster-start",
+                                            daemon=True)
+            self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._box["client"] = self._cm.__enter__()  # type: ignore[union-attr]
+        except BaseException as exc:  # raised by get(), in the caller's thread
+            self._box["error"] = exc
+
+    def get(self) -> Any:
+        """The client (None in-process), once started."""
+        if self._thread is None:
+            return self._given
+        self._thread.join()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["client"]
+
+    def __enter__(self) -> StartingClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._thread is None:
+            return
+        self._thread.join()
+        if "client" in self._box:
+            self._box.pop("client")
+            self._context.run(self._cm.__exit__, None, None, None)  # type: ignore[union-attr]
 
 
 def _local_cluster(layout: WorkerLayout, memory_limit: str, quiet: int) -> Any:

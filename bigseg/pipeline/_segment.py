@@ -31,7 +31,7 @@ from bigseg.io import (
     path_exists,
     remove_tree,
 )
-from bigseg.pipeline._driver import SegmentResult, run_stages, runner_for, saved
+from bigseg.pipeline._driver import SegmentResult, run_stages, runner_for, saved, starting_client
 from bigseg.pipeline._lock import LOCK_NAME, RunLock
 from bigseg.pipeline._records import RecordStore
 from bigseg.pipeline._resume import check_existing, decode_fingerprint, inspect_output, segment_fingerprint
@@ -138,32 +138,34 @@ def segment(
         fresh = cfg.overwrite or state.kind != "bigseg" or not records.load("created")[0]
         if fresh and state.kind in ("bigseg", "foreign"):
             remove_tree(out_url, so, keep=(LOCK_NAME,))
-        t0 = time.perf_counter()
-        plan = make_plan(cfg, volume, predictor_spec)
-        startup = {"plan": time.perf_counter() - t0}
-        cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
-        logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
-        _check_plan(records, plan, fresh, out_url)
-        image, labels, maps, work = create_outputs(
-            cfg, volume, plan.grid, in_url, out_url, storage_options=so, fingerprint=fingerprint, keep=(LOCK_NAME,),
-            reopen=not fresh,
-        )
-        scratch = Scratch(join_url(work, WORK), plan.grid, so)
-        if fresh:
-            scratch.create(slots=plan.stitch == "iou")  # the records live in it: created first
-        nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
-        t0 = time.perf_counter()
-        tissue = saved(records, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus)) \
-            if cfg.skip_empty else None
-        startup["tissue"] = time.perf_counter() - t0
-        ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
-        if tissue is not None:
-            ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels, reopen=not fresh))
-        if fresh:
-            records.save("plan", _plan_summary(plan))
-            records.save("created", 1)  # last: a kill before it makes the next attempt start afresh
-        with runner_for(cfg, client, progress, on_cluster, records, lock) as runner:
-            return run_stages(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue, startup=startup)
+        # The cluster starts now, in the background, while the driver plans (StartingClient).
+        with starting_client(cfg, client) as starting:
+            t0 = time.perf_counter()
+            plan = make_plan(cfg, volume, predictor_spec)
+            startup = {"plan": time.perf_counter() - t0}
+            cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
+            logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
+            _check_plan(records, plan, fresh, out_url)
+            image, labels, maps, work = create_outputs(
+                cfg, volume, plan.grid, in_url, out_url, storage_options=so, fingerprint=fingerprint, keep=(LOCK_NAME,),
+                reopen=not fresh,
+            )
+            scratch = Scratch(join_url(work, WORK), plan.grid, so)
+            if fresh:
+                scratch.create(slots=plan.stitch == "iou")  # the records live in it: created first
+            nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
+            t0 = time.perf_counter()
+            tissue = saved(records, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus)) \
+                if cfg.skip_empty else None
+            startup["tissue"] = time.perf_counter() - t0
+            ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
+            if tissue is not None:
+                ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels, reopen=not fresh))
+            if fresh:
+                records.save("plan", _plan_summary(plan))
+                records.save("created", 1)  # last: a kill before it makes the next attempt start afresh
+            with runner_for(cfg, starting, progress, on_cluster, records, lock) as runner:
+                return run_stages(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue, startup=startup)
 
 
 def _segment_once(
@@ -171,23 +173,24 @@ def _segment_once(
     predictor_spec: PredictorSpec | None, so: dict[str, Any] | None,
 ) -> SegmentResult:
     """A run without resume (``into-input``: bigseg keeps no lock or records inside an input)."""
-    t0 = time.perf_counter()
-    plan = make_plan(cfg, volume, predictor_spec)
-    startup = {"plan": time.perf_counter() - t0}
-    cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
-    logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
-    nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
-    t0 = time.perf_counter()
-    tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
-    startup["tissue"] = time.perf_counter() - t0
-    image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url, storage_options=so)
-    scratch = Scratch(join_url(work, WORK), plan.grid, so)
-    scratch.create(slots=plan.stitch == "iou")
-    ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
-    if tissue is not None:
-        ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels))
-    with runner_for(cfg, client, progress, on_cluster, None, None) as runner:
-        return run_stages(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue, startup=startup)
+    with starting_client(cfg, client) as starting:  # starts in the background while the driver plans
+        t0 = time.perf_counter()
+        plan = make_plan(cfg, volume, predictor_spec)
+        startup = {"plan": time.perf_counter() - t0}
+        cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
+        logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
+        nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
+        t0 = time.perf_counter()
+        tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
+        startup["tissue"] = time.perf_counter() - t0
+        image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url, storage_options=so)
+        scratch = Scratch(join_url(work, WORK), plan.grid, so)
+        scratch.create(slots=plan.stitch == "iou")
+        ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
+        if tissue is not None:
+            ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels))
+        with runner_for(cfg, starting, progress, on_cluster, None, None) as runner:
+            return run_stages(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue, startup=startup)
 
 
 def _context(

@@ -79,19 +79,28 @@ def _coarse_level(volume: Volume) -> int | None:
     return None
 
 
-def tissue_threshold(coarse: np.ndarray, fill: np.ndarray | float = 1.0) -> np.ndarray | float:
-    """Raw intensity separating tissue from the empty space's noise (see the module docstring).
-
-    ``fill`` is the fraction of each voxel's averaging window inside the volume (1 inside): a
-    mean of fewer voxels near a face is noisier, so its noise allowance grows as ``1 / sqrt(fill)``
-    (without that, camera noise at the volume's faces and corners read as tissue).
-    """
+def _noise_floor(coarse: np.ndarray) -> tuple[float, float, float]:
+    """The whole level's ``p1``, noise ``sigma`` and Otsu threshold (see the module docstring)."""
     from skimage.filters import threshold_otsu
 
     values = coarse.astype(np.float64, copy=False).ravel()
     p1, p5 = (float(v) for v in np.percentile(values, [1.0, 5.0]))
     sigma = (p5 - p1) / 0.681  # z(0.05) - z(0.01) of a normal distribution
     otsu = float(threshold_otsu(values)) if values.max() > values.min() else p1
+    return p1, sigma, otsu
+
+
+def tissue_threshold(
+    coarse: np.ndarray, fill: np.ndarray | float = 1.0, floor: tuple[float, float, float] | None = None
+) -> np.ndarray | float:
+    """Raw intensity separating tissue from the empty space's noise (see the module docstring).
+
+    ``fill`` is the fraction of each voxel's averaging window inside the volume (1 inside): a
+    mean of fewer voxels near a face is noisier, so its noise allowance grows as ``1 / sqrt(fill)``
+    (without that, camera noise at the volume's faces and corners read as tissue). ``floor``:
+    :func:`_noise_floor` of ``coarse`` when already computed.
+    """
+    p1, sigma, otsu = floor if floor is not None else _noise_floor(coarse)
     return p1 + np.minimum(8.0 * sigma / np.sqrt(fill), max(0.0, otsu - p1) / 4.0)
 
 
@@ -101,7 +110,12 @@ def _nucleus_mean(coarse: np.ndarray, size: tuple[int, ...]) -> tuple[np.ndarray
     image = coarse.astype(np.float32)
     if max(size) <= 1:
         return image, np.ones(1, dtype=np.float32)
-    fill = ndi.uniform_filter(np.ones(image.shape, np.float32), size=size, mode="constant")
+    # The window's share inside the volume is a product over the axes: one line per axis, not a
+    # filter over a volume of ones.
+    fill = np.ones((1,) * image.ndim, np.float32)
+    for axis, (n, k) in enumerate(zip(image.shape, size)):
+        line = ndi.uniform_filter1d(np.ones(n, np.float32), k, mode="constant")
+        fill = fill * line.reshape([-1 if a == axis else 1 for a in range(image.ndim)])
     return ndi.uniform_filter(image, size=size, mode="constant") / fill, fill
 
 
@@ -123,8 +137,9 @@ def estimate_tissue(
     factor = tuple(-(-s // c) for s, c in zip(volume.shape, coarse.shape))
     size = tuple(max(1, round(n / f)) for n, f in zip(nucleus, factor))
     smooth, fill = _nucleus_mean(coarse, size)
-    threshold = float(tissue_threshold(smooth))  # inside the volume; higher near its faces
-    tissue = smooth > tissue_threshold(smooth, fill)
+    floor = _noise_floor(smooth)
+    threshold = float(tissue_threshold(smooth, floor=floor))  # inside the volume; higher near its faces
+    tissue = smooth > tissue_threshold(smooth, fill, floor)
     radius = tuple(-(-r // f) for r, f in zip(reach, factor))
     grown = ndi.maximum_filter(tissue.view(np.uint8), size=tuple(2 * r + 1 for r in radius), mode="constant") > 0
     mask = np.where(tissue, TISSUE, np.where(grown, MARGIN, 0)).astype(np.uint8)
