@@ -13,7 +13,7 @@ import yaml
 
 from bigseg.errors import InputError
 from bigseg.pipeline import local_layout, open_client, worker_config, worker_environ, worker_settings
-from bigseg.pipeline._workers import PROFILE_INTERVAL
+from bigseg.pipeline._workers import MONITOR_INTERVAL, PROFILE_INTERVAL, TICK_INTERVAL
 from bigseg.testing import stop_processes
 from .test_processes import _free_port, _wait_port
 
@@ -24,14 +24,21 @@ BIN = Path(sys.executable).parent
 
 def _expected(task_threads: int) -> dict[str, object]:
     env = {k: str(v) for k, v in worker_environ(task_threads).items()}
-    return {**env, "torch_threads": task_threads, "profile_interval": PROFILE_INTERVAL}
+    return {**env, "torch_threads": task_threads, "profile_interval": PROFILE_INTERVAL, "tick_interval": TICK_INTERVAL,
+            "monitor_interval": MONITOR_INTERVAL}
 
 
 def test_deploy_config_file_is_worker_config():
     loaded = yaml.safe_load(CONFIG.read_text())
-    assert loaded == {"distributed": {"nanny": {"pre-spawn-environ": worker_environ(1)},
-                                      "worker": {"profile": {"interval": PROFILE_INTERVAL}}}}
-    assert set(worker_config(1)) == {"distributed.nanny.pre-spawn-environ", "distributed.worker.profile.interval"}
+    assert loaded == {"distributed": {
+        "nanny": {"pre-spawn-environ": worker_environ(1)},
+        "worker": {"profile": {"interval": PROFILE_INTERVAL}},
+        "admin": {"tick": {"interval": TICK_INTERVAL}, "system-monitor": {"interval": MONITOR_INTERVAL}},
+    }}
+    assert set(worker_config(1)) == {
+        "distributed.nanny.pre-spawn-environ", "distributed.worker.profile.interval", "distributed.admin.tick.interval",
+        "distributed.admin.system-monitor.interval",
+    }
 
 
 def test_every_deploy_file_points_workers_to_the_config():
