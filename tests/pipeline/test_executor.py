@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -126,3 +127,50 @@ def test_a_failed_item_in_a_batch_is_named_and_never_done(client, tmp_path):
 def test_max_batch_is_validated():
     with pytest.raises(InputError, match="max_batch >= 1.*got 2, 1, 1 and 0"):
         BlockRunner(None, window=2, max_batch=0)
+
+
+def test_starting_client_hands_back_a_given_client_or_none():
+    from bigseg.pipeline._executor import StartingClient
+
+    given = object()
+    with StartingClient("local", given) as starting:
+        assert starting.get() is given  # a caller's client: nothing started, nothing closed
+    with StartingClient("sync") as starting:
+        assert starting.get() is None
+
+
+def test_starting_client_raises_its_start_error_in_the_caller(monkeypatch):
+    import bigseg.pipeline._executor as executor
+
+    @contextlib.contextmanager
+    def failing(scheduler, **options):
+        raise OSError(f"cannot reach {scheduler}")
+        yield
+
+    monkeypatch.setattr(executor, "open_client", failing)
+    with executor.StartingClient("tcp://127.0.0.1:1") as starting:
+        with pytest.raises(OSError, match="cannot reach tcp://127.0.0.1:1"):
+            starting.get()
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_while_its_cluster_starts_closes_the_cluster(tmp_path):
+    """The cluster starts while the driver plans; a plan that fails must not leave its workers running."""
+    import numpy as np
+    import psutil
+
+    from bigseg.pipeline import segment
+    from bigseg.testing import balls_volume, write_image
+
+    image, _ = balls_volume((32, 48, 48), np.array([(16, 16, 16)]), 6.0)
+    write_image(tmp_path / "in.zarr", image)
+    def workers() -> set[int]:  # multiprocessing's resource tracker, started with the first worker, stays
+        return {p.pid for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())}
+
+    before = workers()
+    with pytest.raises(InputError, match="smaller than the predictor needs") as failed:
+        segment(str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), scheduler="local", n_workers=1,
+                predictor="classical", diameter_um=10.0, halo=(0, 0, 0))
+    # Checked while the error (and so the run's frames) is still held: closed by the run, not by
+    # the garbage collector.
+    assert failed.value is not None and not workers() - before
