@@ -7,7 +7,10 @@ noise. Blocks far from any tissue are never read at level 0 nor predicted::
     tissue ──► dilated by the skip margin (in coarse voxels) ──► margin
     block active  ⇔  its write ROI meets tissue or margin
 
-The coarse level is first averaged over one nucleus (where its voxels are
+The coarse level is first averaged in bins (up to half a nucleus per axis) down to at most
+:data:`MAX_MASK_VOXELS` voxels, which costs the filters below an eighth at bins of 2 and leaves
+the noise after the nucleus mean as it was; the mask and the blocks' decisions use those bins.
+It is then averaged over one nucleus (where its voxels are
 smaller than a nucleus; near the volume's faces over the voxels inside it, with
 a noise allowance grown to match), so camera noise averages out while a nucleus keeps
 about half its contrast. The threshold then sits above the empty space's
@@ -39,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 #: The finest level with at most this many voxels is used.
 MAX_COARSE_VOXELS = 2**24
+#: That level is averaged in bins (of at most half a nucleus per axis) to at most this many voxels
+#: before the estimate: its filters then cost an eighth (at bins of 2), with the same noise after
+#: the mean over one nucleus.
+MAX_MASK_VOXELS = 2**21
 TISSUE, MARGIN = 1, 2
 
 
@@ -119,6 +126,33 @@ def _nucleus_mean(coarse: np.ndarray, size: tuple[int, ...]) -> tuple[np.ndarray
     return ndi.uniform_filter(image, size=size, mode="constant") / fill, fill
 
 
+def _bins(shape: tuple[int, ...], size: tuple[int, ...]) -> tuple[int, ...]:
+    """Voxels per bin and axis: the smallest common bin that brings ``shape`` to at most
+    :data:`MAX_MASK_VOXELS`, capped at half of ``size`` (a nucleus, in voxels of ``shape``) so that
+    the mean over one nucleus still spans two bins or more."""
+    cap = tuple(max(1, n // 2) for n in size)
+    b = 1
+    while True:
+        bins = tuple(min(b, c) for c in cap)
+        if bins == cap or math.prod(-(-s // k) for s, k in zip(shape, bins)) <= MAX_MASK_VOXELS:
+            return bins
+        b += 1
+
+
+def _bin_mean(image: np.ndarray, bins: tuple[int, ...]) -> np.ndarray:
+    """Mean of ``image`` over bins of ``bins`` voxels (the last bin of an axis over the voxels it has)."""
+    if all(b == 1 for b in bins):
+        return image
+    padded = np.pad(image.astype(np.float32), [(0, -s % b) for s, b in zip(image.shape, bins)])
+    split = [x for s, b in zip(padded.shape, bins) for x in (s // b, b)]
+    sums = padded.reshape(split).sum(axis=tuple(range(1, 2 * image.ndim, 2)), dtype=np.float32)
+    counts = np.ones((1,) * image.ndim, np.float32)
+    for axis, (s, b) in enumerate(zip(image.shape, bins)):
+        line = np.minimum(b, s - np.arange(0, s, b)).astype(np.float32)
+        counts = counts * line.reshape([-1 if a == axis else 1 for a in range(image.ndim)])
+    return sums / counts
+
+
 def estimate_tissue(
     volume: Volume, grid: Grid, reach: tuple[int, ...], nucleus: tuple[int, ...]
 ) -> TissueMask | None:
@@ -135,6 +169,9 @@ def estimate_tissue(
         return None
     coarse = volume.read_level(level)
     factor = tuple(-(-s // c) for s, c in zip(volume.shape, coarse.shape))
+    bins = _bins(coarse.shape, tuple(max(1, round(n / f)) for n, f in zip(nucleus, factor)))
+    coarse = _bin_mean(coarse, bins)
+    factor = tuple(f * b for f, b in zip(factor, bins))
     size = tuple(max(1, round(n / f)) for n, f in zip(nucleus, factor))
     smooth, fill = _nucleus_mean(coarse, size)
     floor = _noise_floor(smooth)
@@ -148,6 +185,6 @@ def estimate_tissue(
         lo = [o // f for o, f in zip(block.write_roi.offset, factor)]
         hi = [-(-e // f) for e, f in zip(block.write_roi.end, factor)]
         active[block.linear] = bool(grown[tuple(slice(a, b) for a, b in zip(lo, hi))].any())
-    logger.info("tissue: level %d (factor %s), threshold %.4g, %.1f%% of the volume, %d of %d blocks skipped",
-                level, factor, threshold, 100 * tissue.mean(), int((~active).sum()), grid.n_blocks)
+    logger.info("tissue: level %d in bins of %s (factor %s), threshold %.4g, %.1f%% of the volume, %d of %d blocks skipped",
+                level, bins, factor, threshold, 100 * tissue.mean(), int((~active).sum()), grid.n_blocks)
     return TissueMask(level, factor, threshold, mask, active)  # type: ignore[arg-type]

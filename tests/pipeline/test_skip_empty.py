@@ -195,3 +195,17 @@ def test_camera_noise_at_the_volume_faces_is_not_tissue(tmp_path) -> None:
     # tissue at z 25-40, y and x 57-72, grown by 8: z blocks 1-3, y and x blocks 1-2; none on a face in y or x
     active = {grid.block(int(i)).index for i in np.flatnonzero(tissue.active)}
     assert active == {(z, y, x) for z in (1, 2, 3) for y in (1, 2) for x in (1, 2)}
+
+
+def test_the_coarse_level_is_binned_to_a_bounded_size_within_half_a_nucleus():
+    from bigseg.pipeline._tissue import MAX_MASK_VOXELS, _bin_mean, _bins
+
+    image = np.arange(5 * 7 * 3, dtype=np.float32).reshape(5, 7, 3)
+    binned = _bin_mean(image, (2, 3, 2))
+    assert binned.shape == (3, 3, 2)
+    assert binned[0, 0, 0] == image[:2, :3, :2].mean() and binned[2, 2, 1] == image[4:, 6:, 2:].mean()  # partial bins
+    assert _bins((96, 256, 256), (8, 8, 8)) == (2, 2, 2)  # 6.3 M voxels -> 0.8 M
+    assert _bins((64, 64, 64), (8, 8, 8)) == (1, 1, 1)  # small enough already
+    assert _bins((2000, 2000, 2000), (8, 8, 8)) == (4, 4, 4)  # never more than half a nucleus
+    assert _bins((300, 300, 300), (3, 8, 8)) == (1, 4, 4)
+    assert np.prod([-(-s // 2) for s in (96, 256, 256)]) <= MAX_MASK_VOXELS
