@@ -245,7 +245,8 @@ def main() -> None:
         common = dict(diameter_um=args.diameter, block_shape=tuple(args.block), overwrite=True)
         grid_blocks = int(np.prod([-(-s // b) for s, b in zip(args.shape, args.block)]))
         print(f"# volume {tuple(args.shape)}, {synth.n_nuclei} nuclei, {grid_blocks} blocks of {tuple(args.block)}, "
-              f"{args.workers} workers × 1 thread, {os.cpu_count()} cores, torch {torch.__version__}")
+              f"{args.workers} workers × 1 thread, {os.cpu_count()} cores, torch {torch.__version__}, "
+              f"load average {os.getloadavg()[0]:.1f} at the start")
         if not args.skip_model:
             norm = estimate_normalization(volume)
             halo = get_predictor(default_model_spec((1.0, 1.0, 1.0), args.diameter, device="cpu")).halo
@@ -255,6 +256,7 @@ def main() -> None:
             _report(f"default model (read ROI {read})", runs, args.workers, grid_blocks)
         runs = _runs(src, work, args.workers, common, SimulatedSpec(0.0), np.zeros(1), args.diameter)
         _report("trivial predictor (SimulatedSpec(0)): task overhead", runs, args.workers, grid_blocks)
+        print(f"load average {os.getloadavg()[0]:.1f} at the end (above ~0.5 on 2 cores, the wall times measure the load)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
