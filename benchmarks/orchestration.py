@@ -256,7 +256,7 @@ def main() -> None:
             _report(f"default model (read ROI {read})", runs, args.workers, grid_blocks)
         runs = _runs(src, work, args.workers, common, SimulatedSpec(0.0), np.zeros(1), args.diameter)
         _report("trivial predictor (SimulatedSpec(0)): task overhead", runs, args.workers, grid_blocks)
-        print(f"load average {os.getloadavg()[0]:.1f} at the end (above ~0.5 on 2 cores, the wall times measure the load)")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end (other load on the machine skews the wall times; the CPU seconds less)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
