@@ -256,7 +256,8 @@ def main() -> None:
             _report(f"default model (read ROI {read})", runs, args.workers, grid_blocks)
         runs = _runs(src, work, args.workers, common, SimulatedSpec(0.0), np.zeros(1), args.diameter)
         _report("trivial predictor (SimulatedSpec(0)): task overhead", runs, args.workers, grid_blocks)
-        print(f"load average {os.getloadavg()[0]:.1f} at the end (other load on the machine skews the wall times; the CPU seconds less)")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end "
+              "(other load on the machine skews the wall times; the CPU seconds less)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

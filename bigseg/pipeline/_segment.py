@@ -144,11 +144,12 @@ def segment(
             plan = make_plan(cfg, volume, predictor_spec)
             startup = {"plan": time.perf_counter() - t0}
             cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
-            logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
+            logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape,
+                        plan.grid.halo.shape)
             _check_plan(records, plan, fresh, out_url)
             image, labels, maps, work = create_outputs(
-                cfg, volume, plan.grid, in_url, out_url, storage_options=so, fingerprint=fingerprint, keep=(LOCK_NAME,),
-                reopen=not fresh,
+                cfg, volume, plan.grid, in_url, out_url, storage_options=so, fingerprint=fingerprint,
+                keep=(LOCK_NAME,), reopen=not fresh,
             )
             scratch = Scratch(join_url(work, WORK), plan.grid, so)
             if fresh:
@@ -178,7 +179,8 @@ def _segment_once(
         plan = make_plan(cfg, volume, predictor_spec)
         startup = {"plan": time.perf_counter() - t0}
         cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
-        logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
+        logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape,
+                    plan.grid.halo.shape)
         nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
         t0 = time.perf_counter()
         tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
