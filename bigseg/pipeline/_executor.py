@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence
 from bigseg.config import parse_scheduler
 from bigseg.errors import BigsegError, BlockFailedError, BlockTimeoutError, InputError
 from bigseg.pipeline._records import RecordStore
-from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config
+from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config, worker_environ
 
 __all__ = [
     "KILL_AT_ENV", "KILL_MARKER_ENV", "MAX_BATCH", "TASK_SECONDS", "BlockRunner", "StartingClient", "fault_point",
@@ -464,9 +464,20 @@ def _local_cluster(layout: WorkerLayout, memory_limit: str, quiet: int) -> Any:
     import dask
     from distributed import LocalCluster
 
-    # The Nanny reads its workers' environment when it starts them, inside this block.
-    with dask.config.set(worker_config(layout.task_threads)):
-        return LocalCluster(
-            n_workers=layout.n_workers, threads_per_worker=layout.threads_per_worker, memory_limit=memory_limit,
-            processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=quiet,
-        )
+    # The Nanny puts its workers' variables into this process's environment to spawn them, and a
+    # variable already there wins over the config: put the caller's back, so this process (and a
+    # later cluster with other thread counts) keeps its own.
+    saved = {name: os.environ.get(name) for name in worker_environ(layout.task_threads)}
+    try:
+        # The Nanny reads its workers' environment when it starts them, inside this block.
+        with dask.config.set(worker_config(layout.task_threads)):
+            return LocalCluster(
+                n_workers=layout.n_workers, threads_per_worker=layout.threads_per_worker, memory_limit=memory_limit,
+                processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1", silence_logs=quiet,
+            )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -86,6 +86,19 @@ def test_embedded_cluster_workers_get_the_environment():
 
 
 @pytest.mark.slow
+def test_each_embedded_cluster_gets_its_own_thread_counts_and_leaves_this_process_alone():
+    """distributed's Nanny writes its workers' variables into the starting process, where a set variable
+    wins over the config: a second cluster with other thread counts must still get its own."""
+    names = list(worker_environ(1))
+    before = {n: os.environ.get(n) for n in names}
+    with open_client("local", n_workers=1, threads_per_worker=1, memory_limit="1GiB", task_threads=2) as client:
+        assert [s["OMP_NUM_THREADS"] for s in client.run(worker_settings).values()] == ["2"]
+    assert {n: os.environ.get(n) for n in names} == before
+    with open_client("local", n_workers=1, threads_per_worker=1, memory_limit="1GiB", task_threads=1) as client:
+        assert [s["OMP_NUM_THREADS"] for s in client.run(worker_settings).values()] == ["1"]
+
+
+@pytest.mark.slow
 def test_dask_worker_with_deploy_config_gets_the_environment(tmp_path):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
