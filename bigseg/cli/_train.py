@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from typing import Optional
 
 import typer
 
@@ -54,7 +55,9 @@ def _train(
     pool_size: int = typer.Option(16, help="Synthetic volumes kept in the pool patches are cut from."),
     refresh_every: int = typer.Option(4, help="Steps between replacing one pool volume."),
     pool_volume: tuple[int, int, int] = typer.Option((80, 80, 80), help="Shape Z Y X of each pool volume."),
-    infer_patch_size: tuple[int, int, int] = typer.Option((80, 80, 80), help="Inference patch Z Y X written to the card (80: the kept centre is 64, a power of two)."),
+    infer_patch_size: Optional[tuple[int, int, int]] = typer.Option(
+        None, help="Inference patch Z Y X written to the card [default: 80, rounded up to a multiple of the "
+        "architecture's downsampling: the kept centre is then a power of two]."),
     checkpoint_every: int = typer.Option(250, help="Steps between checkpoints."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from OUT/checkpoint.pt if present."),
     tune_decoding: bool = typer.Option(
@@ -71,7 +74,7 @@ def _train(
     model decoded by Voronoi-Otsu.
     """
     from bigseg.errors import InputError
-    from bigseg.train import LabelledPair, TrainConfig, UnlabelledImage, train
+    from bigseg.train import LabelledPair, TrainConfig, UnlabelledImage, default_infer_patch_size, train
 
     image, labels = list(image or []), list(labels or [])
     self_supervised = architecture == "wnet3d"
@@ -97,7 +100,7 @@ def _train(
         augment=augment,  # type: ignore[arg-type]
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
-        infer_patch_size=infer_patch_size, preset_fraction=preset_fraction, refresh_every=refresh_every,
+        infer_patch_size=infer_patch_size or default_infer_patch_size(architecture, kwargs), preset_fraction=preset_fraction, refresh_every=refresh_every,
         init=init, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
         max_upsample=max_upsample, device=device, command=_command_line(ctx),
     )

@@ -1,7 +1,7 @@
 """Training: targets from labels, synthetic and file data, losses, the loop (``bigseg train``)."""
 
 from bigseg.train._augment import Augmenter
-from bigseg.train._config import LabelledPair, TrainConfig, UnlabelledImage
+from bigseg.train._config import LabelledPair, TrainConfig, UnlabelledImage, default_infer_patch_size
 from bigseg.train._data import LabelledVolume, SyntheticPool, VolumeSource
 from bigseg.train._decoding import (
     DEFAULT_GRID,
@@ -30,6 +30,7 @@ __all__ = [
     "SelectionVolume",
     "SyntheticPool",
     "TrainConfig",
+    "default_infer_patch_size",
     "TrainResult",
     "UnlabelledImage",
     "VolumeSource",

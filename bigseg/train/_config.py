@@ -12,7 +12,17 @@ from bigseg.predict import ARCHITECTURES, HEADS, Architecture, Head, patch_divis
 from bigseg.train._augment import AugmentLevel
 from bigseg.train._losses import LossName, check_loss
 
-__all__ = ["LabelledPair", "TrainConfig", "UnlabelledImage"]
+__all__ = ["LabelledPair", "TrainConfig", "UnlabelledImage", "default_infer_patch_size"]
+
+INFER_PATCH = 80  # the inference window per axis: its kept centre of 64 is a power of two (docs/architecture.md)
+
+
+def default_infer_patch_size(architecture: str, kwargs: dict[str, Any] | None = None) -> tuple[int, int, int]:
+    """The inference window written to a card: 80 per axis, rounded up to the architecture's downsampling
+    (96 for SwinUNETR, which halves its input five times)."""
+    div = patch_divisor(architecture, kwargs)
+    return (-(-INFER_PATCH // div) * div,) * 3  # type: ignore[return-value]
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +105,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 1
     threads: int = 1
-    infer_patch_size: tuple[int, int, int] = (80, 80, 80)
+    infer_patch_size: tuple[int, int, int] = (INFER_PATCH,) * 3  # type: ignore[assignment]
     halo: tuple[int, int, int] = (16, 16, 16)
     init: str | None = None
     tune_decoding: bool = True

@@ -155,3 +155,20 @@ def test_cli_train(tmp_path: Path, tiny: dict) -> None:
     assert "--steps 2 --batch-size 1 --patch-size 16 16 16" in command and "--synthetic" not in command
     bad = CliRunner().invoke(app, ["train", str(tmp_path / "x"), "--image", "a.tif"])
     assert bad.exit_code == 2 and "error: give one --labels per --image" in bad.output
+
+
+def test_the_cli_default_inference_window_fits_every_architecture() -> None:
+    """80 per axis, rounded up to each architecture's downsampling: SwinUNETR (32) gets 96, and
+    TrainConfig accepts every default (the CLI's SwinUNETR command failed with a fixed 80)."""
+    from bigseg.predict import ARCHITECTURES, patch_divisor
+    from bigseg.train import default_infer_patch_size
+
+    assert default_infer_patch_size("swin_unetr") == (96, 96, 96)
+    assert default_infer_patch_size("unet") == (80, 80, 80)
+    for arch in ARCHITECTURES:
+        window = default_infer_patch_size(arch)
+        div = patch_divisor(arch)
+        assert all(80 <= w < 80 + div and w % div == 0 for w in window), (arch, window)
+        if arch != "wnet3d":  # self-supervised: needs images
+            TrainConfig(out="x", architecture=arch, infer_patch_size=window,  # type: ignore[arg-type]
+                        patch_size=(div * max(1, 32 // div),) * 3)
