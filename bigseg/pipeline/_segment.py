@@ -140,12 +140,7 @@ def segment(
             remove_tree(out_url, so, keep=(LOCK_NAME,))
         # The cluster starts now, in the background, while the driver plans (StartingClient).
         with starting_client(cfg, client) as starting:
-            t0 = time.perf_counter()
-            plan = make_plan(cfg, volume, predictor_spec)
-            startup = {"plan": time.perf_counter() - t0}
-            cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
-            logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape,
-                        plan.grid.halo.shape)
+            cfg, plan, startup = _planned(cfg, volume, predictor_spec)
             _check_plan(records, plan, fresh, out_url)
             image, labels, maps, work = create_outputs(
                 cfg, volume, plan.grid, in_url, out_url, storage_options=so, fingerprint=fingerprint,
@@ -169,18 +164,25 @@ def segment(
                 return run_stages(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue, startup=startup)
 
 
+def _planned(
+    cfg: SegmentConfig, volume: Volume, predictor_spec: PredictorSpec | None,
+) -> tuple[SegmentConfig, Plan, dict[str, float]]:
+    """The run's plan, the config with the plan's stitching path (the decoder's, where the config names
+    none) and the start-up seconds so far."""
+    t0 = time.perf_counter()
+    plan = make_plan(cfg, volume, predictor_spec)
+    startup = {"plan": time.perf_counter() - t0}
+    logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
+    return cfg.model_copy(update={"stitch": plan.stitch}), plan, startup
+
+
 def _segment_once(
     cfg: SegmentConfig, volume: Volume, in_url: str, out_url: str, client: Any, progress: Any, on_cluster: Any,
     predictor_spec: PredictorSpec | None, so: dict[str, Any] | None,
 ) -> SegmentResult:
     """A run without resume (``into-input``: bigseg keeps no lock or records inside an input)."""
     with starting_client(cfg, client) as starting:  # starts in the background while the driver plans
-        t0 = time.perf_counter()
-        plan = make_plan(cfg, volume, predictor_spec)
-        startup = {"plan": time.perf_counter() - t0}
-        cfg = cfg.model_copy(update={"stitch": plan.stitch})  # the decoder's path where the config names none
-        logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape,
-                    plan.grid.halo.shape)
+        cfg, plan, startup = _planned(cfg, volume, predictor_spec)
         nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
         t0 = time.perf_counter()
         tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
