@@ -20,6 +20,8 @@ INFER_PATCH = 80  # the inference window per axis: its kept centre of 64 is a po
 def default_infer_patch_size(architecture: str, kwargs: dict[str, Any] | None = None) -> tuple[int, int, int]:
     """The inference window written to a card: 80 per axis, rounded up to the architecture's downsampling
     (96 for SwinUNETR, which halves its input five times)."""
+    if architecture not in ARCHITECTURES:  # TrainConfig refuses it, naming the choices
+        return (INFER_PATCH,) * 3  # type: ignore[return-value]
     div = patch_divisor(architecture, kwargs)
     return (-(-INFER_PATCH // div) * div,) * 3  # type: ignore[return-value]
 
