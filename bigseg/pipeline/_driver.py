@@ -151,7 +151,8 @@ def starting_client(cfg: SegmentConfig, client: Any = None) -> StartingClient:
     )
 
 
-def _timed(timings: dict[str, float], stage: str, fn: Callable[[], Any]) -> Any:
+def timed(timings: dict[str, float], stage: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, its seconds added to ``timings[stage]`` and logged."""
     t0 = time.perf_counter()
     out = fn()
     timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
@@ -217,9 +218,9 @@ def _number(cfg: SegmentConfig, ctx: RunContext, runner: BlockRunner, counts: np
     labelled = _Blocks(ctx.grid, np.flatnonzero(counts > 0))
     seeded = cfg.stitch == "seeds"
     pairs_task, pairs_args = (seed_pairs_task, None) if seeded else (iou_pairs_task, lambda b: (cfg.min_iou,))
-    _timed(timings, "pairs", lambda: _fold(runner, "pairs", pairs_task, labelled, pairs_args))
+    timed(timings, "pairs", lambda: _fold(runner, "pairs", pairs_task, labelled, pairs_args))
     counts_h, wide = runner.share(counts), list[np.ndarray]()
-    nonroots = _timed(timings, "resolve", lambda: _fold(
+    nonroots = timed(timings, "resolve", lambda: _fold(
         runner, "resolve", resolve_task, labelled, lambda b: (counts_h,), keep=wide))
     nonroots += _add_wide_roots(ctx, np.concatenate(wide or [np.zeros((0, 2), np.uint64)]), ctx.grid.n_blocks)
     offsets = _prefix(counts - nonroots)
@@ -256,44 +257,44 @@ def run_stages(
     seeded = cfg.stitch == "seeds"
     voronoi = ctx.decoder.name == "voronoi-otsu"
     if ctx.image is not None and predict and not active.all():
-        _timed(timings, "copy", lambda: _fold(runner, "copy", copy_task, _Blocks(grid, np.flatnonzero(~active))))
+        timed(timings, "copy", lambda: _fold(runner, "copy", copy_task, _Blocks(grid, np.flatnonzero(~active))))
     with_seeds = seeded and not voronoi
     if predict and cfg.gpu_resources:
         # The GPU worker's process does only what the device needs (one GIL for all its blocks' host
         # work); the rest runs on every worker. Stage names differ from the one-stage form, so that a
         # resumed run never takes one form's records for the other's.
-        _timed(timings, "predict", lambda: _fold(
+        timed(timings, "predict", lambda: _fold(
             runner, "predict-gpu", predict_task, blocks, lambda b: (False, False), resources={"GPU": 1}))
-        counts = _timed(timings, "seeds", lambda: _fold(runner, "predict-host", host_task, blocks,
-                                                        lambda b: (with_seeds,)))
+        counts = timed(timings, "seeds", lambda: _fold(runner, "predict-host", host_task, blocks,
+                                                       lambda b: (with_seeds,)))
     else:
-        counts = _timed(timings, "predict" if predict else "seeds", lambda: _fold(
+        counts = timed(timings, "predict" if predict else "seeds", lambda: _fold(
             runner, "predict", predict_task, blocks, lambda b: (with_seeds,)))
     if voronoi:
         ctx, plan = _voronoi_threshold(ctx, plan, runner, blocks, timings)
-        counts = _timed(timings, "seeds", lambda: _fold(runner, "seeds", voronoi_seeds_task, blocks))
+        counts = timed(timings, "seeds", lambda: _fold(runner, "seeds", voronoi_seeds_task, blocks))
     if not seeded:
-        counts = _timed(timings, "decode", lambda: _fold(runner, "decode", local_decode_task, blocks))
+        counts = timed(timings, "decode", lambda: _fold(runner, "decode", local_decode_task, blocks))
     records = runner.records
     offsets = saved(records, "offsets", lambda: _number(cfg, ctx, runner, counts, timings))
     counts_h, offsets_h, far = runner.share(counts), runner.share(offsets), list[BlockStats]()
     write_fn = flood_task if seeded else iou_write_task
-    _timed(timings, "flood", lambda: _fold(runner, "flood", write_fn, blocks, lambda b: (counts_h, offsets_h), keep=far))
+    timed(timings, "flood", lambda: _fold(runner, "flood", write_fn, blocks, lambda b: (counts_h, offsets_h), keep=far))
     far_by_owner = _by_owner(combine_stats(far), offsets)
     active_h = runner.share(active)
-    n_kept = _timed(timings, "measure", lambda: _fold(
+    n_kept = timed(timings, "measure", lambda: _fold(
         runner, "measure", measure_task, _Blocks(grid, np.flatnonzero(np.diff(offsets) > 0)),
         lambda b: (active_h, offsets_h, far_by_owner.get(b.linear, BlockStats.empty()))))
     kept_offsets = _prefix(n_kept)
     kept_h = runner.share(kept_offsets)
     mask_h = runner.share((tissue.mask, tissue.factor)) if tissue is not None else None
-    _timed(timings, "relabel", lambda: _fold(runner, "relabel", relabel_task, blocks,
-                                             lambda b: (offsets_h, kept_h, mask_h)))
-    _timed(timings, "pyramid", lambda: _build_pyramids(ctx, runner))
+    timed(timings, "relabel", lambda: _fold(runner, "relabel", relabel_task, blocks,
+                                            lambda b: (offsets_h, kept_h, mask_h)))
+    timed(timings, "pyramid", lambda: _build_pyramids(ctx, runner))
     voxel = ctx.labels.voxel_size
     if records is None or not records.done("table"):  # a resumed run keeps the parts already written
         clear_table(ctx.table_url, ctx.labels.storage_options)
-    _timed(timings, "table", lambda: runner.run(
+    timed(timings, "table", lambda: runner.run(
         "table", table_task, table_parts(n_kept, ROWS_PER_TABLE_FILE), lambda p: (kept_h, voxel)))
     n_objects = int(kept_offsets[-1])
     _finalize(cfg, ctx, plan, n_objects, predict, tissue, timings)
@@ -344,7 +345,7 @@ def _voronoi_threshold(
             total += counts
         return total
 
-    threshold = otsu_from_histogram(_timed(timings, "histogram", whole_volume_histogram))
+    threshold = otsu_from_histogram(timed(timings, "histogram", whole_volume_histogram))
     logger.info("voronoi-otsu: whole-volume Otsu threshold %.4f", threshold)
     decoder = replace(ctx.decoder, threshold=threshold)
     ctx = replace(ctx, decoder=decoder)

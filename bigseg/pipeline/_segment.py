@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
@@ -31,7 +30,7 @@ from bigseg.io import (
     path_exists,
     remove_tree,
 )
-from bigseg.pipeline._driver import SegmentResult, run_stages, runner_for, saved, starting_client
+from bigseg.pipeline._driver import SegmentResult, run_stages, runner_for, saved, starting_client, timed
 from bigseg.pipeline._lock import LOCK_NAME, RunLock
 from bigseg.pipeline._records import RecordStore
 from bigseg.pipeline._resume import check_existing, decode_fingerprint, inspect_output, segment_fingerprint
@@ -150,10 +149,9 @@ def segment(
             if fresh:
                 scratch.create(slots=plan.stitch == "iou")  # the records live in it: created first
             nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
-            t0 = time.perf_counter()
-            tissue = saved(records, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus)) \
-                if cfg.skip_empty else None
-            startup["tissue"] = time.perf_counter() - t0
+            tissue = timed(startup, "tissue", lambda: saved(
+                records, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus))
+                if cfg.skip_empty else None)
             ctx = _context(cfg, plan, volume, maps, image, labels, scratch)
             if tissue is not None:
                 ctx = replace(ctx, tissue=create_tissue_labels(cfg, labels, reopen=not fresh))
@@ -169,9 +167,8 @@ def _planned(
 ) -> tuple[SegmentConfig, Plan, dict[str, float]]:
     """The run's plan, the config with the plan's stitching path (the decoder's, where the config names
     none) and the start-up seconds so far."""
-    t0 = time.perf_counter()
-    plan = make_plan(cfg, volume, predictor_spec)
-    startup = {"plan": time.perf_counter() - t0}
+    startup: dict[str, float] = {}
+    plan = timed(startup, "plan", lambda: make_plan(cfg, volume, predictor_spec))
     logger.info("grid %s blocks of %s, halo %s", plan.grid.grid_shape, plan.grid.block_shape, plan.grid.halo.shape)
     return cfg.model_copy(update={"stitch": plan.stitch}), plan, startup
 
@@ -184,9 +181,8 @@ def _segment_once(
     with starting_client(cfg, client) as starting:  # starts in the background while the driver plans
         cfg, plan, startup = _planned(cfg, volume, predictor_spec)
         nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
-        t0 = time.perf_counter()
-        tissue = estimate_tissue(volume, plan.grid, plan.reach, nucleus) if cfg.skip_empty else None
-        startup["tissue"] = time.perf_counter() - t0
+        tissue = timed(startup, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus)
+                       if cfg.skip_empty else None)
         image, labels, maps, work = create_outputs(cfg, volume, plan.grid, in_url, out_url, storage_options=so)
         scratch = Scratch(join_url(work, WORK), plan.grid, so)
         scratch.create(slots=plan.stitch == "iou")
