@@ -119,10 +119,7 @@ def _nucleus_mean(coarse: np.ndarray, size: tuple[int, ...]) -> tuple[np.ndarray
         return image, np.ones(1, dtype=np.float32)
     # The window's share inside the volume is a product over the axes: one line per axis, not a
     # filter over a volume of ones.
-    fill = np.ones((1,) * image.ndim, np.float32)
-    for axis, (n, k) in enumerate(zip(image.shape, size)):
-        line = ndi.uniform_filter1d(np.ones(n, np.float32), k, mode="constant")
-        fill = fill * line.reshape([-1 if a == axis else 1 for a in range(image.ndim)])
+    fill = _outer([ndi.uniform_filter1d(np.ones(n, np.float32), k, mode="constant") for n, k in zip(image.shape, size)])
     return ndi.uniform_filter(image, size=size, mode="constant") / fill, fill
 
 
@@ -146,11 +143,16 @@ def _bin_mean(image: np.ndarray, bins: tuple[int, ...]) -> np.ndarray:
     padded = np.pad(image.astype(np.float32), [(0, -s % b) for s, b in zip(image.shape, bins)])
     split = [x for s, b in zip(padded.shape, bins) for x in (s // b, b)]
     sums = padded.reshape(split).sum(axis=tuple(range(1, 2 * image.ndim, 2)), dtype=np.float32)
-    counts = np.ones((1,) * image.ndim, np.float32)
-    for axis, (s, b) in enumerate(zip(image.shape, bins)):
-        line = np.minimum(b, s - np.arange(0, s, b)).astype(np.float32)
-        counts = counts * line.reshape([-1 if a == axis else 1 for a in range(image.ndim)])
+    counts = _outer([np.minimum(b, s - np.arange(0, s, b)).astype(np.float32) for s, b in zip(image.shape, bins)])
     return sums / counts
+
+
+def _outer(lines: list[np.ndarray]) -> np.ndarray:
+    """The product of one line per axis, broadcast to their grid (``lines[a]`` along axis ``a``)."""
+    out = np.ones((1,) * len(lines), np.float32)
+    for axis, line in enumerate(lines):
+        out = out * line.reshape([-1 if a == axis else 1 for a in range(len(lines))])
+    return out
 
 
 def estimate_tissue(
