@@ -20,10 +20,10 @@ INFER_PATCH = 80  # the inference window per axis: its kept centre of 64 is a po
 def default_infer_patch_size(architecture: str, kwargs: dict[str, Any] | None = None) -> tuple[int, int, int]:
     """The inference window written to a card: 80 per axis, rounded up to the architecture's downsampling
     (96 for SwinUNETR, which halves its input five times)."""
-    if architecture not in ARCHITECTURES:  # TrainConfig refuses it, naming the choices
-        return (INFER_PATCH,) * 3  # type: ignore[return-value]
-    div = patch_divisor(architecture, kwargs)
-    return (-(-INFER_PATCH // div) * div,) * 3  # type: ignore[return-value]
+    # An unknown architecture is refused by TrainConfig, naming the choices.
+    div = patch_divisor(architecture, kwargs) if architecture in ARCHITECTURES else 1
+    side = -(-INFER_PATCH // div) * div
+    return (side, side, side)
 
 
 
@@ -107,7 +107,7 @@ class TrainConfig:
     log_every: int = 10
     workers: int = 1
     threads: int = 1
-    infer_patch_size: tuple[int, int, int] = (INFER_PATCH,) * 3  # type: ignore[assignment]
+    infer_patch_size: tuple[int, int, int] = (INFER_PATCH, INFER_PATCH, INFER_PATCH)
     halo: tuple[int, int, int] = (16, 16, 16)
     init: str | None = None
     tune_decoding: bool = True
