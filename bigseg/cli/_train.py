@@ -25,6 +25,9 @@ def _train(
     synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Draw synthetic nuclei on the fly."),
     synthetic_fraction: float = typer.Option(1.0, help="Share of patches drawn from synthetic data when files are given too."),
     preset_fraction: float = typer.Option(0.0, help="Share of synthetic volumes from bigseg.synth presets (rest: domain-randomised)."),
+    presets: list[str] | None = typer.Option(
+        None, "--presets", help="Presets drawn from, uniformly; repeat to add one, repeat a name to weight it "
+        "[default: confocal, lightsheet-organoid, dense, mesospim]."),
     architecture: str = typer.Option("unet", help="basic_unet, unet, segresnet, swin_unetr, cellsegnet (3DCellSeg) or wnet3d (CellSeg3D, self-supervised: --image without --labels)."),
     arch_kwargs: str = typer.Option("{}", help='Architecture arguments as JSON, e.g. \'{"channels": [8, 16, 32], "strides": [2, 2]}\'.'),
     head: str | None = typer.Option(
@@ -75,6 +78,7 @@ def _train(
     """
     from bigseg.errors import InputError
     from bigseg.train import LabelledPair, TrainConfig, UnlabelledImage, default_infer_patch_size, train
+    from bigseg.train._presets import PRESET_NAMES
 
     image, labels = list(image or []), list(labels or [])
     self_supervised = architecture == "wnet3d"
@@ -100,7 +104,8 @@ def _train(
         augment=augment,  # type: ignore[arg-type]
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
-        infer_patch_size=infer_patch_size or default_infer_patch_size(architecture, kwargs), preset_fraction=preset_fraction, refresh_every=refresh_every,
+        infer_patch_size=infer_patch_size or default_infer_patch_size(architecture, kwargs), preset_fraction=preset_fraction,
+        presets=tuple(presets) if presets else PRESET_NAMES, refresh_every=refresh_every,
         init=init, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
         max_upsample=max_upsample, device=device, command=_command_line(ctx),
     )

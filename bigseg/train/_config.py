@@ -11,6 +11,7 @@ from bigseg.errors import InputError
 from bigseg.predict import ARCHITECTURES, HEADS, Architecture, Head, patch_divisor
 from bigseg.train._augment import AugmentLevel
 from bigseg.train._losses import LossName, check_loss
+from bigseg.train._presets import PRESET_NAMES
 
 __all__ = ["LabelledPair", "TrainConfig", "UnlabelledImage", "default_infer_patch_size"]
 
@@ -70,7 +71,8 @@ class TrainConfig:
     model's diameter (log-uniform), their z degraded by a factor drawn from
     ``anisotropy_range``; preset volumes are brought to the model's scale
     with a diameter guess off by 0.6-1.6x and at most ``max_upsample``
-    enlargement per axis, as inference does. ``device`` is where the network
+    enlargement per axis, as inference does; each is drawn uniformly from
+    ``presets`` (a name repeated weighs more). ``device`` is where the network
     trains (``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
     """
 
@@ -91,6 +93,7 @@ class TrainConfig:
     images: tuple[UnlabelledImage, ...] = ()
     synthetic_fraction: float = 1.0
     preset_fraction: float = 0.0
+    presets: tuple[str, ...] = PRESET_NAMES
     augment: AugmentLevel = "light"
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     diameter_um: float = 12.0
@@ -149,6 +152,10 @@ class TrainConfig:
         for name in ("synthetic_fraction", "preset_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"`{name}` must be in [0, 1], got {getattr(self, name)}")
+        unknown = sorted(set(self.presets) - set(PRESET_NAMES))
+        if unknown or not self.presets:
+            raise InputError(f"`presets` must be names from {list(PRESET_NAMES)} (repeat one to weight it), "
+                             f"got {list(self.presets)}")
         for name in ("scale_range", "anisotropy_range"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
@@ -187,7 +194,7 @@ class TrainConfig:
         d["pairs"] = tuple(LabelledPair(**p) if isinstance(p, dict) else p for p in d.get("pairs", ()))
         d["images"] = tuple(UnlabelledImage(**p) if isinstance(p, dict) else p for p in d.get("images", ()))
         for key in ("patch_size", "voxel_size", "pool_volume", "infer_patch_size", "halo", "val_shape",
-                    "scale_range", "anisotropy_range"):
+                    "scale_range", "anisotropy_range", "presets"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

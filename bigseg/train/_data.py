@@ -20,6 +20,7 @@ import numpy as np
 
 from bigseg.errors import InputError
 from bigseg.synth._randomized import RandomNucleiConfig, random_nuclei
+from bigseg.train._presets import PRESET_NAMES
 
 __all__ = ["LabelledVolume", "PatchSource", "PatchVolume", "SyntheticPool", "VolumeSource", "random_crop"]
 
@@ -69,6 +70,8 @@ class SyntheticPool:
         Share of volumes drawn from ``bigseg.synth`` presets (rendered at the
         preset's voxel size, then rescaled to the model's) instead of
         :func:`random_nuclei`.
+    presets : tuple of str
+        The presets drawn from, uniformly (repeat a name to weight it).
     model_voxel_size, model_diameter, max_upsample
         The model's scale, and the cap on enlargement per axis, for preset volumes.
     """
@@ -79,6 +82,7 @@ class SyntheticPool:
     refresh_every: int = 4
     config: RandomNucleiConfig = field(default_factory=RandomNucleiConfig)
     preset_fraction: float = 0.0
+    presets: tuple[str, ...] = PRESET_NAMES
     model_voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     model_diameter: float = 12.0
     max_upsample: float | None = None
@@ -105,7 +109,7 @@ class SyntheticPool:
         if self.preset_fraction > 0 and rng.random() < self.preset_fraction:
             from bigseg.train._presets import preset_volume
 
-            return preset_volume(rng, self.volume_shape, model_voxel_size=self.model_voxel_size,
+            return preset_volume(rng, self.volume_shape, names=self.presets, model_voxel_size=self.model_voxel_size,
                                  model_diameter=self.model_diameter, max_upsample=self.max_upsample)
         return random_nuclei(self.volume_shape, seed=rng, config=self.config)
 

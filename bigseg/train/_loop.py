@@ -86,7 +86,7 @@ class _Batches(torch.utils.data.Dataset):
             if self.pool is None:
                 self.pool = SyntheticPool(
                     cfg.seed, cfg.pool_volume, cfg.pool_size, cfg.refresh_every, self.synth_cfg,
-                    preset_fraction=cfg.preset_fraction, model_voxel_size=cfg.voxel_size,
+                    preset_fraction=cfg.preset_fraction, presets=cfg.presets, model_voxel_size=cfg.voxel_size,
                     model_diameter=cfg.diameter_um, max_upsample=cfg.max_upsample,
                 )
             return self.pool
@@ -169,7 +169,8 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
     if cfg.synthetic:
         data = "synthetic: bigseg.train domain-randomised nuclei"
         if cfg.preset_fraction:
-            data += f" + {cfg.preset_fraction:.0%} bigseg.synth presets (rescaled to the model's scale)"
+            data += (f" + {cfg.preset_fraction:.0%} bigseg.synth presets {list(cfg.presets)} "
+                     "(rescaled to the model's scale)")
     if cfg.pairs:
         data = (data + "; " if data else "") + ", ".join(p.image for p in cfg.pairs)
     if cfg.init:

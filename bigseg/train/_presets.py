@@ -30,11 +30,13 @@ def preset_volume(
     model_voxel_size: tuple[float, float, float],
     model_diameter: float,
     name: str | None = None,
+    names: tuple[str, ...] = PRESET_NAMES,
     max_upsample: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic volume of ``shape`` model voxels from a random preset.
 
-    ``name`` picks the preset (default: a random one of :data:`PRESET_NAMES`).
+    ``name`` picks the preset (default: one drawn uniformly from ``names``; a name
+    repeated there is drawn more often).
 
     Returns
     -------
@@ -45,7 +47,7 @@ def preset_volume(
     from bigseg.synth import PRESETS, synthesize
     from bigseg.train._volumes import resample_labels
 
-    drawn = PRESET_NAMES[int(rng.integers(len(PRESET_NAMES)))]
+    drawn = names[int(rng.integers(len(names)))]
     name = name or drawn
     params = PRESETS[name]
     diameter = params.diameter_um * float(rng.uniform(0.8, 1.25))
