@@ -26,9 +26,10 @@ whole read ROI and merges on mutual-best IoU where read ROIs intersect.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -363,6 +364,14 @@ def _build_pyramids(ctx: RunContext, runner: BlockRunner) -> None:
         runner.run(f"pyramid-{level}", pyramid_task, items)
 
 
+def _predictor_record(spec: Any) -> dict[str, Any] | str:
+    """What predicted the maps, for the output's metadata: the spec's fields (a model run names the
+    model ``default`` chose and its cap on enlargement), else its ``repr``."""
+    if is_dataclass(spec) and not isinstance(spec, type):
+        return {"kind": type(spec).__name__, **json.loads(json.dumps(asdict(spec), default=str))}
+    return repr(spec)
+
+
 def _finalize(
     cfg: SegmentConfig, ctx: RunContext, plan: Plan, n_objects: int, predicted: bool, tissue: TissueMask | None,
     timings: dict[str, float],
@@ -378,6 +387,7 @@ def _finalize(
         "diameter_um": plan.diameter_um,
         "decoder": plan.decoder.as_dict(),
         "stitch": plan.stitch,
+        "predictor": _predictor_record(plan.predictor),
         **({"diameter_estimate": plan.diameter_estimate.as_dict()} if plan.diameter_estimate else {}),
         "grid": {"block_shape": list(plan.grid.block_shape), "halo": list(plan.grid.halo.shape)},
         "skipped_blocks": tissue.n_skipped if tissue is not None else 0,

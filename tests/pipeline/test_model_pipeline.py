@@ -40,3 +40,17 @@ def test_default_model_labels_do_not_depend_on_the_block_shape(confocal, tmp_pat
     for name in ("cube", "odd"):
         assert same_partition(runs[name][1], one), name
     assert evaluate(one, truth, thresholds=(0.5,), ignore_border=True).at(0.5).f1 >= 0.9
+
+
+def test_the_output_records_the_predictor(confocal, tmp_path):
+    """The labels' metadata name the model that predicted the maps and how it was applied (its
+    scale and cap), beside the config (whose ``model`` is None when the default was used)."""
+    from bigseg.io import open_group
+    from bigseg.predict import DEFAULT_MODEL
+
+    src, _ = confocal
+    result = segment(str(src), str(tmp_path / "out.zarr"), scheduler="sync", diameter_um=10.0)
+    run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
+    assert run["config"]["model"] is None
+    assert run["predictor"] == {**run["predictor"], "kind": "ModelSpec", "model": "default", "diameter_um": 10.0,
+                                "voxel_size": [1.0, 1.0, 1.0], "max_upsample": None}

@@ -126,3 +126,28 @@ def test_preset_volume_at_the_model_scale() -> None:
     np.testing.assert_array_equal(image, again)
     if labels.any():
         assert image[labels > 0].mean() > image[labels == 0].mean()
+
+
+def test_the_pool_draws_only_the_presets_asked_for(monkeypatch) -> None:
+    """``presets`` limits (and by repetition weights) the presets of the pool's preset volumes; the
+    default draws from all four, and a name that is no fluorescence preset is refused by name."""
+    import bigseg.synth
+    from bigseg.train import TrainConfig
+    from bigseg.train._presets import PRESET_NAMES, preset_volume
+
+    drawn: list[str] = []
+
+    def spy(shape, *, preset, **kw):  # records the preset; the volume itself does not matter here
+        drawn.append(preset)
+        return np.zeros(shape, np.uint16), np.zeros(shape, np.uint32)
+
+    monkeypatch.setattr(bigseg.synth, "synthesize", spy)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        preset_volume(rng, (8, 8, 8), model_voxel_size=(1.0, 1.0, 1.0), model_diameter=48.0,
+                      names=("mesospim", "mesospim", "dense"))
+    assert set(drawn) == {"mesospim", "dense"} and drawn.count("mesospim") > 1.2 * drawn.count("dense")
+    assert TrainConfig(out="x").presets == PRESET_NAMES
+    assert TrainConfig.from_dict(TrainConfig(out="x", presets=("dense",)).to_dict()).presets == ("dense",)
+    with pytest.raises(InputError, match=r"`presets` must be names from .*got \['em-like'\]"):
+        TrainConfig(out="x", presets=("em-like",))
