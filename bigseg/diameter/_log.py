@@ -42,7 +42,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
-from bigseg.io import Levels, Volume, crop_box, crop_centres, volume_levels
+from bigseg.io import Levels, Volume, coarse_view, volume_levels
 
 __all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter", "volume_log_diameter"]
 
@@ -150,18 +150,22 @@ def _validate(image: np.ndarray, voxel_size: Any) -> Size3:
     return vs  # type: ignore[return-value]
 
 
-def _isotropic(image: np.ndarray, voxel_size: Size3) -> tuple[np.ndarray, float]:
-    """``image`` linearly resampled to cubic voxels: the finest axis' size, coarsened to fit the budget."""
-    extent = [n * v for n, v in zip(image.shape, voxel_size)]
-    # Twice finer than the finest axis where the budget allows: small nuclei need sub-voxel scales.
-    work = max(min(voxel_size) / 2, (math.prod(extent) / _WORK_VOXELS) ** (1 / 3))
+def _work_voxel(shape: tuple[int, ...], voxel_size: Size3) -> float:
+    """The working grid's voxel (µm) for an image of ``shape`` voxels of ``voxel_size`` µm: half the
+    finest voxel (small nuclei need sub-voxel scales), coarsened until the image fits ``_WORK_VOXELS``."""
+    extent = [n * v for n, v in zip(shape, voxel_size)]
+    return max(min(voxel_size) / 2, (math.prod(extent) / _WORK_VOXELS) ** (1 / 3))
+
+
+def _isotropic(image: np.ndarray, voxel_size: Size3, work: float) -> np.ndarray:
+    """``image`` linearly resampled to cubic voxels of ``work`` µm."""
     zoom = [v / work for v in voxel_size]
     img = image.astype(np.float32)
     for ax, z in enumerate(zoom):
         if z < 1:  # anti-alias before shrinking an axis
             img = ndi.gaussian_filter1d(img, (1 / z - 1) / 2, axis=ax, mode="nearest")
     out = ndi.zoom(img, zoom, order=1, mode="nearest", grid_mode=True)
-    return out.astype(np.float32), work
+    return out.astype(np.float32)
 
 
 def _noise_sd(image: np.ndarray) -> float:
@@ -285,6 +289,53 @@ def _merge_close(modes: list[BlobScale]) -> list[BlobScale]:
     return kept
 
 
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """What one image (a whole image, or one box of a larger one) shows on the working grid.
+
+    ``work`` is the isotropic working grid; ``pos`` (N, 3), ``sig`` and ``val`` (N,) the blobs kept
+    by the pruning (working voxels, response); ``sigmas`` the scales examined (working voxels), empty
+    where the image is too small to show a nucleus; ``sample`` the image's intensities (an even
+    subsample of at most ``_SAMPLE`` of them) for the intensity checks.
+    """
+
+    work: np.ndarray
+    pos: np.ndarray
+    sig: np.ndarray
+    val: np.ndarray
+    sigmas: np.ndarray
+    sample: np.ndarray
+
+
+# Intensities kept per image for the intensity checks (percentiles) of several boxes pooled.
+_SAMPLE = 2**20
+
+
+def _evidence(image: np.ndarray, vs: Size3, work_um: float) -> _Evidence:
+    """The blobs of ``image`` (voxels of ``vs`` µm) on a working grid of ``work_um`` µm voxels."""
+    flat = image.ravel()
+    sample = flat[:: max(1, -(-flat.size // _SAMPLE))]
+    lo, hi = (float(v) for v in np.percentile(image, [0.1, 99.9]))
+    empty = np.zeros(0)
+    if not hi > lo:  # flat: nothing to find
+        return _Evidence(np.zeros((0, 0, 0), np.float32), np.zeros((0, 3)), empty, empty, empty, sample)
+    work = _isotropic(image, vs, work_um)
+    n_sigma = int(math.floor(_PER_OCTAVE * math.log2(max(min(work.shape) / 3.0, 1.0) / _SIGMA0_VOX / math.sqrt(3))))
+    if n_sigma < 3:
+        return _Evidence(work, np.zeros((0, 3)), empty, empty, empty, sample)
+    sigmas = _SIGMA0_VOX * 2.0 ** (np.arange(n_sigma + 1) / _PER_OCTAVE)
+    # White noise of sd s in voxels of volume V has a normalised LoG of sd K s (V / σ³)^½ at scale σ (µm):
+    # expressed per working voxel, the noise level to compare with is s (V / w³)^½.
+    # (An image without pixel noise, e.g. smooth or quantised, still gets a floor: 1e-4 of its range.)
+    noise = max(_noise_sd(image.astype(np.float32)), 1e-4 * (hi - lo)) * math.sqrt(math.prod(vs) / work_um**3)
+    pos, sig, val = _blobs(work, sigmas, noise)
+    if len(val) > _MAX_BLOBS:  # pruning is quadratic: keep the strongest
+        top = np.argsort(-val)[:_MAX_BLOBS]
+        pos, sig, val = pos[top], sig[top], val[top]
+    keep = _prune(pos, sig, val) if len(val) else np.zeros(0, np.intp)
+    return _Evidence(work, pos[keep], sig[keep], val[keep], sigmas, sample)
+
+
 def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
     """Typical nucleus diameter (µm) of ``image`` by scale-normalised LoG scale selection.
 
@@ -312,32 +363,29 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
     """
     t0 = time.perf_counter()
     vs = _validate(image, voxel_size)
-    lo, median, hi = (float(v) for v in np.percentile(image, [0.1, 50, 99.9]))
+    work_um = _work_voxel(image.shape, vs)
+    return _decide([_evidence(image, vs, work_um)], work_um, f"the image ({image.shape} voxels of {vs} µm)", t0)
+
+
+def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDiameterEstimate:
+    """The estimate from the evidence of one image or of several boxes of one (pooled), or the refusal."""
+    pooled = evs[0].sample if len(evs) == 1 else np.concatenate([e.sample for e in evs])
+    lo, median, hi = (float(v) for v in np.percentile(pooled, [0.1, 50, 99.9]))
     if not hi > lo:
         raise AmbiguousDiameterError(
-            f"no nucleus-like structure stands out of the noise: the image (shape {image.shape}) is flat "
+            f"no nucleus-like structure stands out of the noise: {what} is flat "
             f"(99.8 % of its voxels equal {lo:g}); the diameter cannot be estimated: pass --diameter UM"
         )
-    work, work_um = _isotropic(image, vs)
-    n_sigma = int(math.floor(_PER_OCTAVE * math.log2(max(min(work.shape) / 3.0, 1.0) / _SIGMA0_VOX / math.sqrt(3))))
-    if n_sigma < 3:
-        raise AmbiguousDiameterError(
-            f"the image ({image.shape} voxels of {vs} µm) is too small to show a nucleus size; pass --diameter UM"
-        )
-    sigmas = _SIGMA0_VOX * 2.0 ** (np.arange(n_sigma + 1) / _PER_OCTAVE)
-    # White noise of sd s in voxels of volume V has a normalised LoG of sd K s (V / σ³)^½ at scale σ (µm):
-    # expressed per working voxel, the noise level to compare with is s (V / w³)^½.
-    # (An image without pixel noise, e.g. smooth or quantised, still gets a floor: 1e-4 of its range.)
-    noise = max(_noise_sd(image.astype(np.float32)), 1e-4 * (hi - lo)) * math.sqrt(math.prod(vs) / work_um**3)
-    pos, sig, val = _blobs(work, sigmas, noise)
-    if len(val) > _MAX_BLOBS:  # pruning is quadratic: keep the strongest
-        top = np.argsort(-val)[:_MAX_BLOBS]
-        pos, sig, val = pos[top], sig[top], val[top]
-    keep = _prune(pos, sig, val) if len(val) else np.zeros(0, np.intp)
-    pos, sig, val = pos[keep], sig[keep], val[keep]
-    if len(val):  # after pruning: grains inside nuclei must not set the bar for the nuclei
-        strong = val >= _GATE * np.percentile(val, 90)
-        pos, sig, val = pos[strong], sig[strong], val[strong]
+    evs = [e for e in evs if len(e.sigmas)]
+    if not evs:
+        raise AmbiguousDiameterError(f"{what} is too small to show a nucleus size; pass --diameter UM")
+    sigmas = max((e.sigmas for e in evs), key=len)
+    if any(len(e.val) for e in evs):  # after pruning: grains inside nuclei must not set the bar for the nuclei
+        bar = _GATE * float(np.percentile(np.concatenate([e.val for e in evs]), 90))
+        evs = [_Evidence(e.work, e.pos[e.val >= bar], e.sig[e.val >= bar], e.val[e.val >= bar], e.sigmas, e.sample)
+               for e in evs]
+    sig = np.concatenate([e.sig for e in evs])
+    val = np.concatenate([e.val for e in evs])
     seconds = time.perf_counter() - t0
     if len(val) < _MIN_BLOBS:
         raise AmbiguousDiameterError(
@@ -382,8 +430,8 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
             tuple(m.diameter_um for m in modes),
         )
     # The LoG scale finds the nuclei and their size to within a factor; their half-maximum regions measure it.
-    modes[0] = BlobScale(_refine(work, pos, sig, val, modes[0].diameter_um / work_um) * work_um,
-                         modes[0].n_blobs, modes[0].weight)
+    modes[0] = BlobScale(_refine(evs, modes[0].diameter_um / work_um) * work_um, modes[0].n_blobs, modes[0].weight)
+    seconds = time.perf_counter() - t0
     est = LogDiameterEstimate(modes[0].diameter_um, tuple(modes), int(len(val)), work_um, seconds)
     logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s; %.1fs)", est.diameter_um,
                 est.n_blobs, listing, seconds)
@@ -397,20 +445,42 @@ _MAX_MEASURED = 300
 _MAX_ELONGATION = 1.5
 
 
-def _refine(work: np.ndarray, pos: np.ndarray, sig: np.ndarray, val: np.ndarray, d0: float) -> float:
-    """The leading mode's diameter measured from its blobs' half-maximum regions (working voxels).
+def _refine(evs: list[_Evidence], d0: float) -> float:
+    """The leading mode's diameter (``d0`` working voxels by its LoG scale) measured from the
+    half-maximum regions of its strongest ``_MAX_MEASURED`` blobs, over all the images of ``evs``
+    (:func:`_measure`): their median, regions cut by an image's faces left out where enough others remain.
+    """
+    ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs)
+              for i in np.flatnonzero((_D_PER_SIGMA * e.sig >= d0 / _MODE_FACTOR)
+                                      & (_D_PER_SIGMA * e.sig <= d0 * _MODE_FACTOR))]
+    chosen = sorted(ranked)[:_MAX_MEASURED]
+    diam: list[float] = []
+    cut: list[bool] = []
+    for k, e in enumerate(evs):
+        mine = np.array([i for _, kk, i in chosen if kk == k], dtype=np.intp)
+        if len(mine):
+            d, c = _measure(e, d0, mine)
+            diam += d
+            cut += c
+    d_all, is_cut = np.array(diam), np.array(cut, bool)
+    use = d_all[~is_cut] if int(np.count_nonzero(~is_cut)) >= _MIN_BLOBS else d_all
+    return float(np.median(use)) if len(use) else d0
+
+
+def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], list[bool]]:
+    """Equivalent-sphere diameters (working voxels) of the half-maximum regions of blobs ``mine`` of
+    ``ev``, and whether each is cut by the image's faces.
 
     The LoG scale locates the nuclei and sizes them within a factor, but its σ per diameter depends on
-    blur, crowding and texture. So each blob of the mode (``d0`` across, the strongest
-    ``_MAX_MEASURED``) is measured in the image smoothed at a quarter of its radius (chromatin grains,
-    several times smaller, average out): the voxels within ``d0`` of its centre that are nearer to it
-    than to any other blob of at least ``d0 / _MODE_FACTOR`` (touching neighbours are split) and above
-    half-way between the local background (10th percentile of the box) and its core's median, connected
-    to the core. The result is the median equivalent-sphere diameter, regions cut by the image's faces
-    left out where enough others remain.
+    blur, crowding and texture. So each blob (``d0`` across) is measured in the image smoothed at a
+    quarter of its radius (chromatin grains, several times smaller, average out): the voxels within
+    ``d0`` of its centre that are nearer to it than to any other blob of at least ``d0 / _MODE_FACTOR``
+    (touching neighbours are split) and above half-way between the local background (10th percentile
+    of the box) and its core's median, connected to the core.
     """
     from scipy.spatial import cKDTree
 
+    work, pos, sig = ev.work, ev.pos, ev.sig
     r0 = d0 / 2
     f = 1  # a grid coarser by f where the radius stays >= 6 voxels (cheaper, no less exact)
     while r0 / (2 * f) >= 6 and min(work.shape) // (2 * f) >= 8:
@@ -423,11 +493,8 @@ def _refine(work: np.ndarray, pos: np.ndarray, sig: np.ndarray, val: np.ndarray,
     smooth = ndi.gaussian_filter(grid, max(0.25 * rg, 0.5), mode="nearest")
     shape = np.array(smooth.shape)
     cen = (pos + 0.5) / f - 0.5
-    d_all = _D_PER_SIGMA * sig / f
-    marker_idx = np.flatnonzero(d_all >= 2 * rg / _MODE_FACTOR)
+    marker_idx = np.flatnonzero(_D_PER_SIGMA * sig >= d0 / _MODE_FACTOR)
     tree = cKDTree(cen[marker_idx])
-    mine = np.flatnonzero((d_all >= 2 * rg / _MODE_FACTOR) & (d_all <= 2 * rg * _MODE_FACTOR))
-    mine = mine[np.argsort(-val[mine])][:_MAX_MEASURED]
     reach = int(math.ceil(2 * rg)) + 1
     diam, cut = [], []
     for i in mine:
@@ -458,54 +525,76 @@ def _refine(work: np.ndarray, pos: np.ndarray, sig: np.ndarray, val: np.ndarray,
             vol *= _MAX_ELONGATION * lateral / semi[0]
         diam.append((6 * vol / math.pi) ** (1 / 3) * f)
         cut.append(any(int(w.min()) + a == 0 or int(w.max()) + a == n - 1 for w, a, n in zip(where, lo, shape)))
-    d, is_cut = np.array(diam), np.array(cut, bool)
-    use = d[~is_cut] if int(np.count_nonzero(~is_cut)) >= _MIN_BLOBS else d
-    return float(np.median(use)) if len(use) else d0
+    return diam, cut
 
 
-# A read for the estimate holds at most this many voxels.
+# A read for the estimate holds at most this many voxels, and at most this many reads are made.
 _READ_VOXELS = 2**22
+_MAX_BOXES = 4
 
 
-def _level_image(levels: Levels, level: int) -> tuple[np.ndarray, Size3]:
-    """Level ``level`` whole where it fits the read budget, else its box of that many voxels
-    around the brightest region of the image."""
+def _boxes(levels: Levels, level: int, work_um: float) -> list[tuple[slice, ...]]:
+    """Where to read level ``level`` for a working grid of ``work_um``: the whole level where it fits one
+    read, else up to ``_MAX_BOXES`` boxes of a regular tiling of it, the brightest in the coarse view.
+
+    A box holds at most ``_READ_VOXELS`` voxels and at most ``_WORK_VOXELS`` on the working grid (so
+    that it is examined at ``work_um``, as the whole image would be); axes shorter than a cube's side
+    are read whole, the rest share what is left; the tiles (as many per axis as that side needs, of equal
+size) cover the level without overlapping.
+    """
     shape, voxel = levels.shapes[level], levels.voxel_sizes[level]
     if math.prod(shape) <= _READ_VOXELS:
-        return levels.read(level, tuple(slice(0, s) for s in shape)), voxel
-    # A box of the budget's volume: axes shorter than a cube's side are read whole, the rest share what is left.
-    side_vox = [0, 0, 0]
-    left, free = float(_READ_VOXELS), [0, 1, 2]
+        return [tuple(slice(0, s) for s in shape)]
+    left, free = min(float(_READ_VOXELS), _WORK_VOXELS * work_um**3 / math.prod(voxel)), [0, 1, 2]
+    side = [0, 0, 0]
     for ax in sorted(range(3), key=lambda a: shape[a]):
-        side_vox[ax] = min(shape[ax], int((left ** (1 / len(free)))))
-        left /= max(side_vox[ax], 1)
+        side[ax] = max(1, min(shape[ax], int(left ** (1 / len(free)))))
+        left /= side[ax]
         free.remove(ax)
-    side = tuple(n * v for n, v in zip(side_vox, voxel))
-    centre = crop_centres(levels, 1)[0]
-    lo, hi = crop_box(centre, side, levels.extent_um)  # type: ignore[arg-type]
-    sl = tuple(slice(int(a / v), max(int(a / v) + 1, min(n, int(round(b / v)))))
-               for a, b, v, n in zip(lo, hi, voxel, shape))
-    return levels.read(level, sl), voxel
+    counts = [-(-n // s) for n, s in zip(shape, side)]
+    edges = [np.linspace(0, n, c + 1).round().astype(int) for n, c in zip(shape, counts)]
+    tiles = [tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, idx)) for idx in np.ndindex(*counts)]
+    view, view_voxel, offset = coarse_view(levels)
+    centres = [(np.arange(n) + 0.5) * v + o for n, v, o in zip(view.shape, view_voxel, offset)]
+
+    def brightness(tile: tuple[slice, ...]) -> float:
+        inside = [np.flatnonzero((c >= sl.start * v) & (c < sl.stop * v)) for c, sl, v in zip(centres, tile, voxel)]
+        if any(len(i) == 0 for i in inside):
+            return -math.inf
+        return float(view[np.ix_(*inside)].mean())
+
+    bright = [brightness(t) for t in tiles]
+    order = sorted(range(len(tiles)), key=lambda k: (-bright[k], k))
+    return [tiles[k] for k in order[:_MAX_BOXES] if math.isfinite(bright[k]) or k == order[0]]
 
 
 def volume_log_diameter(volume: Volume) -> LogDiameterEstimate:
-    """:func:`log_diameter` of a stored volume, read at a coarse pyramid level.
+    """:func:`log_diameter` of a stored volume, on the working grid the whole image would have, read
+    within a bounded memory.
 
-    Starts at the finest level of at most ``_READ_VOXELS`` voxels (read whole;
-    without such a level, a box of the coarsest one around the brightest
-    region) and moves one level finer while the strongest structure sits at
-    the finest scale that level can show (small nuclei in a coarse level).
+    The working voxel is the one :func:`log_diameter` would choose for the whole image (level 0). The
+    coarsest pyramid level no coarser than it is read whole where it fits one read (``_READ_VOXELS``),
+    else in up to ``_MAX_BOXES`` boxes on the brightest parts of the image (:func:`_boxes`), whose
+    evidence is pooled. Where the strongest structure sits at the finest scale the working grid can
+    show (small nuclei in a large image), the working voxel is halved, down to half the finest voxel.
     """
+    t0 = time.perf_counter()
     levels = volume_levels(volume)
-    sizes = [math.prod(s) for s in levels.shapes]
-    small = [i for i, n in enumerate(sizes) if n <= _READ_VOXELS]
-    level = small[0] if small else len(sizes) - 1
+    v0 = levels.voxel_sizes[0]
+    finest = min(v0) / 2
+    work_um = _work_voxel(levels.shapes[0], v0)
     while True:
-        image, voxel = _level_image(levels, level)
+        level = max(i for i, v in enumerate(levels.voxel_sizes)
+                    if i == 0 or all(a <= max(work_um, b) * (1 + 1e-6) for a, b in zip(v, v0)))
+        boxes = _boxes(levels, level, work_um)
+        voxel = levels.voxel_sizes[level]
+        evs = [_evidence(levels.read(level, sl), voxel, work_um) for sl in boxes]
+        what = f"the image ({levels.shapes[0]} voxels of {v0} µm; {len(boxes)} read(s) of level {level})"
         try:
-            return log_diameter(image, voxel)
+            return _decide(evs, work_um, what, t0)
         except AmbiguousDiameterError as exc:
-            if not exc.too_fine or level == 0:
+            if not exc.too_fine or work_um <= finest * (1 + 1e-6):
                 raise
-            logger.info("diameter: structure at the finest scale of level %d; trying level %d", level, level - 1)
-            level -= 1
+            logger.info("diameter: structure at the finest scale of a %.3g µm working grid; trying %.3g µm",
+                        work_um, max(work_um / 2, finest))
+            work_um = max(work_um / 2, finest)
