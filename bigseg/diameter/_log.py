@@ -448,7 +448,9 @@ _MAX_ELONGATION = 1.5
 def _refine(evs: list[_Evidence], d0: float) -> float:
     """The leading mode's diameter (``d0`` working voxels by its LoG scale) measured from the
     half-maximum regions of its strongest ``_MAX_MEASURED`` blobs, over all the images of ``evs``
-    (:func:`_measure`): their median, regions cut by an image's faces left out where enough others remain.
+    (:func:`_measure`): the median of the whole ones where there are at least ``_MIN_BLOBS``, else of
+    all, those cut by an image's faces measured from their whole half (a volume only a few nuclei
+    across, or long nuclei in a thin stack, has few whole ones).
     """
     ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs)
               for i in np.flatnonzero((_D_PER_SIGMA * e.sig >= d0 / _MODE_FACTOR)
@@ -476,7 +478,8 @@ def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], l
     quarter of its radius (chromatin grains, several times smaller, average out): the voxels within
     ``d0`` of its centre that are nearer to it than to any other blob of at least ``d0 / _MODE_FACTOR``
     (touching neighbours are split) and above half-way between the local background (10th percentile
-    of the box) and its core's median, connected to the core.
+    of the box) and its core's median, connected to the core. A region cut by the image's faces is
+    measured from its whole half (:func:`_semi_axes`); one whose centre lies outside is left out.
     """
     from scipy.spatial import cKDTree
 
@@ -496,7 +499,7 @@ def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], l
     marker_idx = np.flatnonzero(_D_PER_SIGMA * sig >= d0 / _MODE_FACTOR)
     tree = cKDTree(cen[marker_idx])
     reach = int(math.ceil(2 * rg)) + 1
-    diam, cut = [], []
+    diam, cuts = [], []
     for i in mine:
         c = np.clip(np.round(cen[i]).astype(int), 0, shape - 1)
         lo, hi = np.maximum(c - reach, 0), np.minimum(c + reach + 1, shape)
@@ -518,14 +521,47 @@ def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], l
             continue
         ids, counts = np.unique(seeds, return_counts=True)
         where = np.nonzero(lab == ids[np.argmax(counts)])
-        vol = float(where[0].size)
-        semi = [math.sqrt(5 * float(np.var(w)) + 1 / 12) for w in where]  # a uniform ellipsoid's semi-axes
+        semi, cut = _semi_axes(tuple(w + a for w, a in zip(where, lo)), shape)
+        if semi is None:
+            continue
+        # Whole: its voxels; cut by a face: the ellipsoid of its semi-axes.
+        vol = 4 / 3 * math.pi * semi[0] * semi[1] * semi[2] if cut else float(where[0].size)
         lateral = math.sqrt(semi[1] * semi[2])
         if semi[0] > _MAX_ELONGATION * lateral:
             vol *= _MAX_ELONGATION * lateral / semi[0]
         diam.append((6 * vol / math.pi) ** (1 / 3) * f)
-        cut.append(any(int(w.min()) + a == 0 or int(w.max()) + a == n - 1 for w, a, n in zip(where, lo, shape)))
-    return diam, cut
+        cuts.append(cut)
+    return diam, cuts
+
+
+def _semi_axes(where: tuple[np.ndarray, ...], shape: np.ndarray) -> tuple[list[float] | None, bool]:
+    """Semi-axes (voxels) of a region (voxel ``where`` of an image of ``shape``) as a uniform ellipsoid's,
+    and whether a face of the image cuts it.
+
+    Along an axis where it is whole: from its variance (``semi² / 5``). Along an axis where one face
+    cuts it: from its whole half, beyond its equator (the mean of its planes of at least 0.9x the
+    largest cross-section), whose second moment about the equator is the whole's. None where the
+    equator lies within a voxel of the face (the centre is outside the image: the nucleus is not
+    this image's, as for the true diameter) or both faces cut it.
+    """
+    semi: list[float] = []
+    cut = False
+    for w, n in zip(where, shape):
+        at_lo, at_hi = int(w.min()) == 0, int(w.max()) == int(n) - 1
+        if not (at_lo or at_hi):
+            semi.append(math.sqrt(5 * float(np.var(w)) + 1 / 12))
+            continue
+        if at_lo and at_hi:
+            return None, True
+        cut = True
+        base = int(w.min())
+        area = np.bincount(w - base)
+        eq = float(np.mean(np.flatnonzero(area >= 0.9 * area.max()))) + base
+        if abs(eq - float(w.min() if at_lo else w.max())) < 1.0:
+            return None, True
+        half = w[w >= eq] if at_lo else w[w <= eq]
+        semi.append(math.sqrt(5 * float(np.mean((half - eq) ** 2)) + 1 / 12))
+    return semi, cut
 
 
 # A read for the estimate holds at most this many voxels, and at most this many reads are made.

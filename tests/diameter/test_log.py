@@ -16,7 +16,6 @@ from bigseg.testing._diameter_panel import PANEL, PanelCase, make_panel_volume
 # Panel cases the estimate misses (measured; benchmarks/diameter_panel.py prints the table). Kept
 # visible as strict xfails so that a change which fixes or breaks one shows up.
 KNOWN_MISSES = {
-    "confocal d=30vox z/xy=2.2 fill=0.1": "0.71x: about ten nuclei in the volume, few for a stable median",
     "dense d=2.5vox z/xy=1 fill=0.45": "refused: nuclei 2.5 voxels across in 8-bit noise do not stand out of it",
     "mesospim d=2vox z/xy=1 fill=0.02": "1.35x: the axial PSF (10 µm sd) is larger than the nuclei (7.5 µm radius)",
     "mesospim d=3vox z/xy=1 fill=0.05": "1.44x: axial PSF",
