@@ -15,7 +15,12 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
     -> refuse: too few blobs, blobs only at the finest scale, a leading mode of fewer than 4 blobs
        (one bright region is not a nucleus size), or two strong modes (two populations)
     -> one clear mode: measured, not read off σ: the median equivalent-sphere diameter of its
-       blobs' half-maximum regions (:func:`_refine`; σ per diameter depends on blur, crowding, texture)
+       blobs' half-maximum regions (:func:`_refine`; σ per diameter depends on blur, crowding, texture);
+       a region cut by the image's faces is measured from its whole half where few whole ones remain
+
+A stored volume (:func:`volume_log_diameter`) is examined on the working grid its whole image
+would get, read within a bounded memory: the whole pyramid level where it fits one read, else
+up to 4 boxes of it (the brightest tiles), whose blobs are pooled.
 
 It refuses rather than guesses (:class:`AmbiguousDiameterError`, with the
 candidates and the evidence): the caller asks the user for ``--diameter``.
@@ -25,9 +30,11 @@ the domain-randomised mode, nuclei 2-40 voxels across, z/xy anisotropy 1-8,
 sparse to crowded; ``benchmarks/diameter_panel.py`` prints the table).
 Known limits: dark nuclei on a bright background (the ``em-like`` preset)
 are out of scope (the bright blobs there are the neuropil): an image
-without a bright intensity tail is refused; and where the
-axial point-spread function is larger than the nuclei (mesoSPIM: 10 µm sd for
-15 µm nuclei) the blurred blobs are measured, 1.35-1.5x the labelled size.
+without a bright intensity tail is refused; and where the point-spread
+function is as large as the nuclei (mesoSPIM: 4 µm sd across and 10 µm along z
+for 15 µm nuclei) the blurred blobs are measured, 1.35-1.5x the labelled size
+(the axial blur alone is cut off by ``_MAX_ELONGATION``; it is the lateral blur
+on top of it that the image cannot tell from a larger nucleus).
 """
 
 from __future__ import annotations
@@ -314,7 +321,7 @@ _SAMPLE = 2**20
 def _evidence(image: np.ndarray, vs: Size3, work_um: float) -> _Evidence:
     """The blobs of ``image`` (voxels of ``vs`` µm) on a working grid of ``work_um`` µm voxels."""
     flat = image.ravel()
-    sample = flat[:: max(1, -(-flat.size // _SAMPLE))]
+    sample = flat[:: max(1, -(-flat.size // _SAMPLE))].copy()  # a copy: the read is not kept alive
     lo, hi = (float(v) for v in np.percentile(image, [0.1, 99.9]))
     empty = np.zeros(0)
     if not hi > lo:  # flat: nothing to find
