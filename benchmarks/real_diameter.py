@@ -6,8 +6,8 @@ Usage::
 
 For each volume in ``--data`` (``raw.tif`` with its ``meta.json`` voxel size) prints the LoG
 estimate on the whole image (``bigseg.diameter.log_diameter``) and through the pipeline's
-reader (``volume_log_diameter``: a coarse level, or a box of it, as ``bigseg segment`` reads
-it), with the modes, or the refusal; where labels exist, their median equivalent-sphere
+reader (``volume_log_diameter``: on the working grid of the whole image, from a pyramid level
+read whole or from up to 4 boxes of it, as ``bigseg segment`` reads it), with the modes, or the refusal; where labels exist, their median equivalent-sphere
 diameter of the nuclei not cut by the border, and the ratio. Checking only: nothing here is
 tuned on these volumes.
 """
