@@ -11,7 +11,9 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
        otherwise the smaller blobs inside it (chromatin grains, noise) are dropped
     -> blobs weaker than 0.3 x the 90th percentile of the kept ones are left out (after the pruning,
        so that grains inside nuclei do not set the bar for the nuclei)
-    -> histogram of the blobs' log diameters (3σ), weighted by response x σ³
+    -> histogram of the blobs' log diameters (3σ), weighted by response x σ³; blobs under 1/1.8 of
+       its leading size inside nucleus-sized bright regions (those nuclei's texture) are dropped
+       and it is made again
     -> refuse: too few blobs, blobs only at the finest scale, a leading mode of fewer than 4 blobs
        (one bright region is not a nucleus size), or two strong modes (two populations)
     -> one clear mode: measured, not read off σ: the median equivalent-sphere diameter of its
@@ -411,6 +413,13 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
     # Weight = response x blob volume: the share of the image's structure a size accounts for, so
     # many faint small blobs (texture, noise) do not outvote the nuclei.
     modes = _modes(np.log(_D_PER_SIGMA * sig * work_um), val * sig**3)
+    if len(modes) > 1:
+        # Blobs several times smaller than the leading size inside nucleus-sized bright regions are those
+        # nuclei's texture, not a population of their own (as the pruning drops blobs inside a kept one).
+        evs = [_drop_inner(e, modes[0].diameter_um / work_um) for e in evs]
+        sig = np.concatenate([e.sig for e in evs])
+        val = np.concatenate([e.val for e in evs])
+        modes = _modes(np.log(_D_PER_SIGMA * sig * work_um), val * sig**3)
     finest = _D_PER_SIGMA * sigmas[0] * work_um
     listing = ", ".join(f"{m.diameter_um:.3g} µm ({m.n_blobs} blobs, {m.weight:.0%} of the response)" for m in modes)
     if modes[0].diameter_um < 1.15 * finest:
@@ -443,6 +452,28 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
     logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s; %.1fs)", est.diameter_um,
                 est.n_blobs, listing, seconds)
     return est
+
+
+def _drop_inner(ev: _Evidence, d0: float) -> _Evidence:
+    """``ev`` without its blobs smaller than ``d0 / _MODE_FACTOR`` (working voxels) whose centres lie in
+    a nucleus-sized bright region: a connected region of at least half the volume of a ``d0`` sphere
+    of the image smoothed at a quarter of that radius, above half-way between its background (10th
+    percentile) and the median peak of the blobs of about ``d0``."""
+    small = _D_PER_SIGMA * ev.sig < d0 / _MODE_FACTOR
+    lead = np.flatnonzero((_D_PER_SIGMA * ev.sig >= d0 / _MODE_FACTOR) & (_D_PER_SIGMA * ev.sig <= d0 * _MODE_FACTOR))
+    if not small.any() or not len(lead):
+        return ev
+    smooth = ndi.gaussian_filter(ev.work, max(d0 / 8, 0.5), mode="nearest")
+    at = np.clip(np.round(ev.pos).astype(int), 0, np.array(smooth.shape) - 1)
+    bg = float(np.percentile(smooth, 10))
+    peak = float(np.median(smooth[tuple(at[lead].T)]))
+    if not peak > bg:
+        return ev
+    lab, _ = ndi.label(smooth > bg + 0.5 * (peak - bg))
+    big = np.bincount(lab.ravel()) >= 0.5 * math.pi / 6 * d0**3
+    big[0] = False
+    keep = ~(small & big[lab[tuple(at.T)]])
+    return _Evidence(ev.work, ev.pos[keep], ev.sig[keep], ev.val[keep], ev.sigmas, ev.sample)
 
 
 # Blobs measured by the refinement (the strongest of the leading mode).
