@@ -11,8 +11,8 @@ from bigseg.diameter._log import (
     BlobScale,
     LogDiameterEstimate,
     log_diameter,
-    volume_log_diameter,
 )
+from bigseg.diameter._volume import volume_log_diameter
 
 __all__ = [
     "AmbiguousDiameterError",

@@ -20,9 +20,10 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
        blobs' half-maximum regions (:func:`_refine`; σ per diameter depends on blur, crowding, texture);
        a region cut by the image's faces is measured from its whole half where few whole ones remain
 
-A stored volume (:func:`volume_log_diameter`) is examined on the working grid its whole image
-would get, read within a bounded memory: the whole pyramid level where it fits one read, else
-up to 4 boxes of it (the brightest tiles), whose blobs are pooled.
+A stored volume (:func:`bigseg.diameter._volume.volume_log_diameter`) is examined on the working
+grid its whole image would get, read within a bounded memory: the whole pyramid level where it
+fits one read, else up to 4 boxes of it (the brightest tiles), whose blobs are pooled
+(:func:`_evidence` per read, :func:`_decide` on them all).
 
 It refuses rather than guesses (:class:`AmbiguousDiameterError`, with the
 candidates and the evidence): the caller asks the user for ``--diameter``.
@@ -51,9 +52,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
-from bigseg.io import Levels, Volume, coarse_view, volume_levels
 
-__all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter", "volume_log_diameter"]
+__all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter"]
 
 logger = logging.getLogger(__name__)
 
@@ -600,75 +600,3 @@ def _semi_axes(where: tuple[np.ndarray, ...], shape: np.ndarray) -> tuple[list[f
         half = w[w >= eq] if at_lo else w[w <= eq]
         semi.append(math.sqrt(5 * float(np.mean((half - eq) ** 2)) + 1 / 12))
     return semi, cut
-
-
-# A read for the estimate holds at most this many voxels, and at most this many reads are made.
-_READ_VOXELS = 2**22
-_MAX_BOXES = 4
-
-
-def _boxes(levels: Levels, level: int, work_um: float) -> list[tuple[slice, ...]]:
-    """Where to read level ``level`` for a working grid of ``work_um``: the whole level where it fits one
-    read, else up to ``_MAX_BOXES`` boxes of a regular tiling of it, the brightest in the coarse view.
-
-    A box holds at most ``_READ_VOXELS`` voxels and at most ``_WORK_VOXELS`` on the working grid (so
-    that it is examined at ``work_um``, as the whole image would be); axes shorter than a cube's side
-    are read whole, the rest share what is left; the tiles (as many per axis as that side needs, of equal
-size) cover the level without overlapping.
-    """
-    shape, voxel = levels.shapes[level], levels.voxel_sizes[level]
-    if math.prod(shape) <= _READ_VOXELS:
-        return [tuple(slice(0, s) for s in shape)]
-    left, free = min(float(_READ_VOXELS), _WORK_VOXELS * work_um**3 / math.prod(voxel)), [0, 1, 2]
-    side = [0, 0, 0]
-    for ax in sorted(range(3), key=lambda a: shape[a]):
-        side[ax] = max(1, min(shape[ax], int(left ** (1 / len(free)))))
-        left /= side[ax]
-        free.remove(ax)
-    counts = [-(-n // s) for n, s in zip(shape, side)]
-    edges = [np.linspace(0, n, c + 1).round().astype(int) for n, c in zip(shape, counts)]
-    tiles = [tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, idx)) for idx in np.ndindex(*counts)]
-    view, view_voxel, offset = coarse_view(levels)
-    centres = [(np.arange(n) + 0.5) * v + o for n, v, o in zip(view.shape, view_voxel, offset)]
-
-    def brightness(tile: tuple[slice, ...]) -> float:
-        inside = [np.flatnonzero((c >= sl.start * v) & (c < sl.stop * v)) for c, sl, v in zip(centres, tile, voxel)]
-        if any(len(i) == 0 for i in inside):
-            return -math.inf
-        return float(view[np.ix_(*inside)].mean())
-
-    bright = [brightness(t) for t in tiles]
-    order = sorted(range(len(tiles)), key=lambda k: (-bright[k], k))
-    return [tiles[k] for k in order[:_MAX_BOXES] if math.isfinite(bright[k]) or k == order[0]]
-
-
-def volume_log_diameter(volume: Volume) -> LogDiameterEstimate:
-    """:func:`log_diameter` of a stored volume, on the working grid the whole image would have, read
-    within a bounded memory.
-
-    The working voxel is the one :func:`log_diameter` would choose for the whole image (level 0). The
-    coarsest pyramid level no coarser than it is read whole where it fits one read (``_READ_VOXELS``),
-    else in up to ``_MAX_BOXES`` boxes on the brightest parts of the image (:func:`_boxes`), whose
-    evidence is pooled. Where the strongest structure sits at the finest scale the working grid can
-    show (small nuclei in a large image), the working voxel is halved, down to half the finest voxel.
-    """
-    t0 = time.perf_counter()
-    levels = volume_levels(volume)
-    v0 = levels.voxel_sizes[0]
-    finest = min(v0) / 2
-    work_um = _work_voxel(levels.shapes[0], v0)
-    while True:
-        level = max(i for i, v in enumerate(levels.voxel_sizes)
-                    if i == 0 or all(a <= max(work_um, b) * (1 + 1e-6) for a, b in zip(v, v0)))
-        boxes = _boxes(levels, level, work_um)
-        voxel = levels.voxel_sizes[level]
-        evs = [_evidence(levels.read(level, sl), voxel, work_um) for sl in boxes]
-        what = f"the image ({levels.shapes[0]} voxels of {v0} µm; {len(boxes)} read(s) of level {level})"
-        try:
-            return _decide(evs, work_um, what, t0)
-        except AmbiguousDiameterError as exc:
-            if not exc.too_fine or work_um <= finest * (1 + 1e-6):
-                raise
-            logger.info("diameter: structure at the finest scale of a %.3g µm working grid; trying %.3g µm",
-                        work_um, max(work_um / 2, finest))
-            work_um = max(work_um / 2, finest)

@@ -208,12 +208,12 @@ def test_a_volume_larger_than_one_read_gives_the_whole_image_estimate(tmp_path, 
     pipeline's reads (4 boxes of 9, each examined on the working grid the whole image gets) give the
     whole-image estimate within 10 %, and no read exceeds the budget. (A box examined at its own, finer,
     resolution read 0.69x of the truth here against the whole image's 0.86x: the grains were resolved.)"""
-    from bigseg.diameter import _log
+    from bigseg.diameter import _log, _volume
     from bigseg.io import open_volume
     from bigseg.synth import truth_stats
 
     monkeypatch.setattr(_log, "_WORK_VOXELS", 2**18)
-    monkeypatch.setattr(_log, "_READ_VOXELS", 2**20)
+    monkeypatch.setattr(_volume, "_READ_VOXELS", 2**20)
     voxel = (2.0, 0.26, 0.26)
     image, labels = synthesize((40, 480, 480), preset="lightsheet-organoid", voxel_size=voxel, seed=1,
                                volume_fraction=0.15, texture=0.6, diameter_um=8.0)
@@ -241,12 +241,12 @@ def test_a_large_volume_of_small_nuclei_is_examined_finer(tmp_path, monkeypatch)
     """Nuclei 5 µm across in a volume whose whole-image working grid (1.68 µm voxels, budgets scaled down
     16x) is too coarse to show them: the whole image is refused as too fine, and the pipeline halves
     the working voxel (reading boxes of the finer grid) and measures them within ±25 %."""
-    from bigseg.diameter import _log
+    from bigseg.diameter import _log, _volume
     from bigseg.io import open_volume
     from bigseg.synth import truth_stats
 
     monkeypatch.setattr(_log, "_WORK_VOXELS", 2**18)
-    monkeypatch.setattr(_log, "_READ_VOXELS", 2**20)
+    monkeypatch.setattr(_volume, "_READ_VOXELS", 2**20)
     voxel = (2.0, 0.26, 0.26)
     image, labels = synthesize((40, 480, 480), preset="lightsheet-organoid", voxel_size=voxel, seed=1,
                                volume_fraction=0.15, diameter_um=5.0)
