@@ -206,8 +206,9 @@ def test_stored_volume_gives_the_array_estimate(tmp_path) -> None:
 def test_a_volume_larger_than_one_read_gives_the_whole_image_estimate(tmp_path, monkeypatch) -> None:
     """A textured organoid larger than one read (budgets scaled down 16x, so that the test is quick): the
     pipeline's reads (4 boxes of 9, each examined on the working grid the whole image gets) give the
-    whole-image estimate within 10 %, and no read exceeds the budget. (A box examined at its own, finer,
-    resolution read 0.69x of the truth here against the whole image's 0.86x: the grains were resolved.)"""
+    whole-image estimate within 10 %, and no read exceeds the budget. (One of those boxes examined at its
+    own, finer, resolution reads 0.69x of the truth here against the whole image's 0.86x: the grains
+    are resolved.)"""
     from bigseg.diameter import _log, _volume
     from bigseg.io import open_volume
     from bigseg.synth import truth_stats
