@@ -383,9 +383,12 @@ def open_client(
 
     ``scheduler`` is checked by :func:`bigseg.config.parse_scheduler`. 'local' starts an embedded
     LocalCluster laid out by :func:`local_layout`, its workers in :func:`worker_environ` (memory
-    trimming, thread counts).
+    trimming, thread counts). 'auto' is 'local' here: a run resolves it first, from its size
+    (:func:`~bigseg.pipeline._workers.auto_scheduler`).
     """
     scheduler = parse_scheduler(scheduler)
+    if scheduler == "auto":
+        scheduler = "local"
     if scheduler == "sync":
         yield None
         return

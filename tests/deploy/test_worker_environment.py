@@ -13,7 +13,14 @@ import yaml
 
 from bigseg.errors import InputError
 from bigseg.pipeline import local_layout, open_client, worker_config, worker_environ, worker_settings
-from bigseg.pipeline._workers import MONITOR_INTERVAL, PROFILE_INTERVAL, TICK_INTERVAL
+from bigseg.pipeline._workers import (
+    IN_PROCESS_VOXELS,
+    MODEL_VOXEL_COST,
+    MONITOR_INTERVAL,
+    PROFILE_INTERVAL,
+    TICK_INTERVAL,
+    auto_scheduler,
+)
 from bigseg.testing import stop_processes
 from .test_processes import _free_port, _wait_port
 
@@ -69,6 +76,35 @@ def test_local_layout_fills_the_cores(cores, memory, given, expect):
     layout = local_layout(**given, cores=cores, memory=memory)
     assert (layout.n_workers, layout.threads_per_worker, layout.task_threads) == expect
     assert layout.cores <= cores
+
+
+@pytest.mark.parametrize("cores, voxels, model, expect", [
+    (2, IN_PROCESS_VOXELS, False, "sync"),           # where it was measured: two workers
+    (2, IN_PROCESS_VOXELS + 1, False, "local"),
+    (2, IN_PROCESS_VOXELS // MODEL_VOXEL_COST, True, "sync"),
+    (2, IN_PROCESS_VOXELS // MODEL_VOXEL_COST + 1, True, "local"),
+    (16, IN_PROCESS_VOXELS // 2, False, "local"),   # many workers pay back their start sooner
+    (16, IN_PROCESS_VOXELS // 3, False, "sync"),
+    (1, 10**12, True, "sync"),                       # one worker can never beat this process
+])
+def test_auto_scheduler_keeps_small_runs_in_this_process(cores, voxels, model, expect):
+    assert auto_scheduler(voxels, model=model, cores=cores, memory=64 * 2**30) == expect
+
+
+def test_auto_scheduler_follows_the_layout_and_given_workers():
+    # memory for one worker of 2 GiB: no cluster pays off, however large the run
+    assert auto_scheduler(10**9, model=False, cores=8, memory=3 * 2**30) == "sync"
+    assert auto_scheduler(1, model=False, n_workers=2) == "local"  # workers asked for: a cluster
+
+
+def test_run_scheduler_resolves_only_auto():
+    from bigseg.config import load_config
+    from bigseg.pipeline._driver import run_scheduler
+
+    auto = load_config(environ={})
+    assert run_scheduler(auto, 1000) == "sync" and run_scheduler(auto, None) == "local"
+    assert run_scheduler(load_config(environ={}, scheduler="local"), 1000) == "local"
+    assert run_scheduler(load_config(environ={}, scheduler="sync"), 10**12) == "sync"
 
 
 def test_worker_environ_rejects_zero_threads():
