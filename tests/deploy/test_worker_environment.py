@@ -161,3 +161,36 @@ def test_dask_worker_with_deploy_config_gets_the_environment(tmp_path):
         assert seen[by_name["wide"]] == _expected(2)
     finally:
         stop_processes(procs)
+
+
+_ENDING = """
+import atexit, sys
+from pathlib import Path
+from types import SimpleNamespace
+from distributed.core import Status
+from bigseg.pipeline._workers import exit_quickly
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "handler").write_text("ran"))  # registered first: runs after exit_quickly's
+
+
+class Teardown:
+    def __del__(self):
+        (out / "teardown").write_text("ran")
+
+
+kept = Teardown()  # freed only by the interpreter's teardown
+exit_quickly(SimpleNamespace(status=Status[sys.argv[2]]))
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("status, code, teardown", [("closed", 0, False), ("running", 3, True)])
+def test_a_closed_worker_ends_without_teardown_after_its_exit_handlers(tmp_path, status, code, teardown):
+    script = tmp_path / "ending.py"
+    script.write_text(_ENDING)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, str(script), str(tmp_path), status], env=env, timeout=120)
+    assert res.returncode == code  # a worker that did not close normally keeps its own exit status
+    assert (tmp_path / "handler").read_text() == "ran"  # every exit handler still runs
+    assert (tmp_path / "teardown").exists() == teardown
