@@ -80,7 +80,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 IN_PROCESS_VOXELS = 2**23
 #: A model's voxel costs about this many classical ones on a CPU (16 against 1.5 s/Mvox of ``segment``).
 MODEL_VOXEL_COST = 10
-#: Share of its workers' cores a cluster turns into speed (about 0.9 measured, docs/benchmarks.md, *Orchestration*).
+#: Share of its workers' cores a cluster turns into speed: what it reached of the machine's ceiling
+#: (two plain processes at once) in docs/benchmarks.md, *Orchestration* (0.9-0.96).
 CLUSTER_EFFICIENCY = 0.9
 
 
