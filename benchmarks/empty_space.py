@@ -19,7 +19,11 @@ the noise and every block is processed.)
 With ``--repeat N`` every run is made N times, interleaved, and the medians are
 reported (the spread of wall times on a shared machine is large).
 
-    python benchmarks/empty_space.py [--workdir DIR] [--output-mode copy|labels-only]
+Without ``--scheduler`` the runs use the CLI's default (``auto``: these volumes
+are small enough to run in the CLI's own process on a machine of few cores);
+``--scheduler local`` makes every run start its LocalCluster.
+
+    python benchmarks/empty_space.py [--workdir DIR] [--output-mode copy|labels-only] [--scheduler local]
 """
 
 from __future__ import annotations
@@ -90,8 +94,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--output-mode", default="copy")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each kind, interleaved; medians reported")
+    ap.add_argument("--scheduler", default=None, help="passed to every run (default: the CLI's, 'auto')")
     args = ap.parse_args()
-    mode = ("--output-mode", args.output_mode)
+    mode = ("--output-mode", args.output_mode, *(("--scheduler", args.scheduler) if args.scheduler else ()))
     kinds = {"full": ("full", ()), "octant": ("octant", ()), "octant, --no-skip-empty": ("octant", ("--no-skip-empty",)),
              "one nucleus (fixed cost)": ("one", ())}
     got: dict[str, list[tuple[float, float, str]]] = {k: [] for k in kinds}
@@ -103,6 +108,7 @@ def main() -> None:
     runs = {k: (float(np.median([r[0] for r in v])), float(np.median([r[1] for r in v])), v[-1][2])
             for k, v in got.items()}
     print(f"volume {SHAPE}, blocks 32 x 64 x 64 (48 blocks), output mode {args.output_mode}, "
+          f"scheduler {args.scheduler or 'default (auto)'}, "
           f"{args.repeat} run(s) each (medians), load average {os.getloadavg()[0]:.1f} at the end")
     for name, (seconds, cpu, stdout) in runs.items():
         lines = [line.strip() for line in stdout.splitlines()]

@@ -29,16 +29,16 @@ _ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss|inproc)://)?(?:[A-Za-z0-9_.\-]
 
 
 def parse_scheduler(value: Any) -> str:
-    """``value`` as a scheduler: ``"local"``, ``"sync"``, an address (``tcp://host:8786``,
+    """``value`` as a scheduler: ``"auto"``, ``"local"``, ``"sync"``, an address (``tcp://host:8786``,
     ``host:8786``) or the path of an existing scheduler file (``dask scheduler --scheduler-file``).
 
     A typo must not become an address, so anything else is refused.
     """
     text = str(value).strip() if isinstance(value, (str, os.PathLike)) else None
-    if text in ("local", "sync") or (text and (_ADDRESS.match(text) or os.path.isfile(text))):
+    if text in ("auto", "local", "sync") or (text and (_ADDRESS.match(text) or os.path.isfile(text))):
         return text  # type: ignore[return-value]
     raise InputError(
-        f"`scheduler` must be 'local', 'sync', a scheduler address (tcp://host:8786 or host:8786) or the path of "
+        f"`scheduler` must be 'auto', 'local', 'sync', a scheduler address (tcp://host:8786 or host:8786) or the path of "
         f"an existing scheduler file, got {value!r} (CLI: --scheduler)"
     )
 
@@ -123,9 +123,9 @@ class SegmentConfig(BaseModel):
     overwrite: bool = False
     # execution
     scheduler: str = Field(
-        "local",
-        description="'local' (embedded LocalCluster), 'sync' (in-process, no Dask), a scheduler address "
-        "(tcp://host:8786) or the path of a scheduler file.",
+        "auto",
+        description="'auto' (in-process for a small run, else 'local'), 'local' (embedded LocalCluster), "
+        "'sync' (in-process, no Dask), a scheduler address (tcp://host:8786) or the path of a scheduler file.",
     )
     n_workers: int | None = Field(None, ge=1)
     threads_per_worker: int = Field(1, ge=1, description="Dask threads per worker of the embedded cluster.")

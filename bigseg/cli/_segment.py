@@ -80,7 +80,8 @@ def parse_storage_options(text: str | None) -> dict[str, Any] | None:
 
 
 def _announce(link: str | None) -> None:
-    typer.echo(f"Dask dashboard: {link}" if link else "running in this process (no Dask dashboard)", err=True)
+    typer.echo(f"Dask dashboard: {link}" if link else
+               "running in this process (no Dask dashboard; --scheduler local starts a local cluster)", err=True)
 
 
 def segment_command(
@@ -124,7 +125,10 @@ def segment_command(
     ),
     save_maps: Optional[bool] = typer.Option(None, "--save-maps/--no-save-maps", help="Keep BCD maps for `bigseg decode`."),
     ngff_version: Optional[str] = typer.Option(None, "--ngff-version", help="'0.5' (zarr v3) or '0.4' (zarr v2)."),
-    scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address (tcp://host:8786)."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="'auto' (default: in this process for a small run, else 'local'), 'local' (a Dask cluster on "
+        "this machine), 'sync' (in this process) or a scheduler address (tcp://host:8786).",
+    ),
     n_workers: Optional[int] = typer.Option(None, "--n-workers", help="Workers of the embedded local cluster."),
     overwrite: Optional[bool] = typer.Option(
         None, "--overwrite/--no-overwrite",
@@ -184,7 +188,9 @@ def decode_command(
     outline_sigma: _OutlineSigma = None,
     min_touching_area: _MinTouchingArea = None,
     min_touching_fraction: _MinTouchingFraction = None,
-    scheduler: Optional[str] = typer.Option(None, help="'local', 'sync' or a scheduler address."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="'auto' (default: in this process for small maps, else 'local'), 'local', 'sync' or a scheduler address.",
+    ),
     overwrite: Optional[bool] = typer.Option(None, "--overwrite/--no-overwrite", help="Replace OUT/labels/NAME."),
     block_timeout: Optional[float] = typer.Option(
         None, "--block-timeout", metavar="SECONDS", help="A block task running longer than this counts as failed."

@@ -64,6 +64,7 @@ from bigseg.pipeline._tasks import (
     voronoi_seeds_task,
 )
 from bigseg.pipeline._tissue import TissueMask
+from bigseg.pipeline._workers import auto_scheduler
 from bigseg.stitch import MAX_LOCAL, merge_wide, owner_blocks, split_provisional
 from bigseg.tiling import Block, Grid
 
@@ -144,10 +145,27 @@ class runner_for:
             self._cm.__exit__(*exc)
 
 
-def starting_client(cfg: SegmentConfig, client: Any = None) -> StartingClient:
-    """The run's client (``client`` if given, else the config's scheduler), its start begun now."""
+def run_scheduler(cfg: SegmentConfig, voxels: int | None, *, model: bool = False) -> str:
+    """The config's scheduler, with ``'auto'`` resolved for a run over ``voxels`` (``model``: a model
+    predicts them): ``'sync'`` for a small run, else ``'local'`` (:func:`auto_scheduler`)."""
+    if cfg.scheduler != "auto":
+        return cfg.scheduler
+    if voxels is None:
+        return "local"
+    chosen = auto_scheduler(voxels, model=model, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
+                            task_threads=cfg.task_threads)
+    logger.info("scheduler auto: %s for %d voxels%s", "in this process" if chosen == "sync" else "a local cluster",
+                voxels, " (model)" if model else "")
+    return chosen
+
+
+def starting_client(cfg: SegmentConfig, client: Any = None, *, voxels: int | None = None,
+                    model: bool = False) -> StartingClient:
+    """The run's client (``client`` if given, else the config's scheduler, ``'auto'`` resolved for
+    ``voxels`` by :func:`run_scheduler`), its start begun now."""
+    scheduler = cfg.scheduler if client is not None else run_scheduler(cfg, voxels, model=model)
     return StartingClient(
-        cfg.scheduler, client, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
+        scheduler, client, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
         memory_limit=cfg.memory_limit, task_threads=cfg.task_threads,
     )
 

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence
 from bigseg.config import parse_scheduler
 from bigseg.errors import BigsegError, BlockFailedError, BlockTimeoutError, InputError
 from bigseg.pipeline._records import RecordStore
-from bigseg.pipeline._workers import WorkerLayout, local_layout, worker_config, worker_environ
+from bigseg.pipeline._workers import WorkerLayout, exit_quickly, local_layout, worker_config, worker_environ
 
 __all__ = [
     "KILL_AT_ENV", "KILL_MARKER_ENV", "MAX_BATCH", "TASK_SECONDS", "BlockRunner", "StartingClient", "fault_point",
@@ -79,7 +79,8 @@ def fault_point(stage: str, item: int, moment: str) -> None:
     run (started in its own process group) right after block 3 of ``flood``
     wrote its output, before its done record. Moments: ``written`` and
     ``done`` for block tasks; ``written`` (computed, e.g. the table file
-    written) and ``saved`` (its record) for driver-side results. Does
+    written) and ``saved`` (its record) for driver-side results;
+    ``cluster:0:close`` as a run's own cluster begins to close. Does
     nothing when the variable is unset. A ``:stop`` suffix stops the group
     (SIGSTOP) instead, until a SIGCONT. A ``:worker`` suffix kills only the
     process that runs the task, once (``BIGSEG_KILL_MARKER`` names the file
@@ -383,9 +384,12 @@ def open_client(
 
     ``scheduler`` is checked by :func:`bigseg.config.parse_scheduler`. 'local' starts an embedded
     LocalCluster laid out by :func:`local_layout`, its workers in :func:`worker_environ` (memory
-    trimming, thread counts).
+    trimming, thread counts). 'auto' is 'local' here: a run resolves it first, from its size
+    (:func:`~bigseg.pipeline._workers.auto_scheduler`).
     """
     scheduler = parse_scheduler(scheduler)
+    if scheduler == "auto":
+        scheduler = "local"
     if scheduler == "sync":
         yield None
         return
@@ -398,6 +402,7 @@ def open_client(
     if scheduler == "local":
         layout = local_layout(n_workers, threads_per_worker, task_threads)
         with _local_cluster(layout, memory_limit, quiet) as cluster, Client(cluster) as client:
+            client.run(exit_quickly)  # the close need not wait for each worker's interpreter teardown
             logger.info("local Dask cluster: %d workers × %d threads × %d task threads, dashboard %s",
                         layout.n_workers, layout.threads_per_worker, layout.task_threads, client.dashboard_link)
             yield client
@@ -457,6 +462,7 @@ class StartingClient:
         self._thread.join()
         if "client" in self._box:
             self._box.pop("client")
+            fault_point("cluster", 0, "close")
             self._context.run(self._cm.__exit__, None, None, None)  # type: ignore[union-attr]
 
 

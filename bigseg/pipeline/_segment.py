@@ -39,7 +39,7 @@ from bigseg.pipeline._plan import Plan, decode_overrides, make_plan, plan_decode
 from bigseg.pipeline._scratch import Scratch
 from bigseg.pipeline._tasks import RunContext
 from bigseg.pipeline._tissue import estimate_tissue
-from bigseg.predict import PredictorSpec
+from bigseg.predict import ClassicalSpec, PredictorSpec
 from bigseg.decode import DecodeParams
 from bigseg.tiling import Grid, Halo
 
@@ -138,7 +138,7 @@ def segment(
         if fresh and state.kind in ("bigseg", "foreign"):
             remove_tree(out_url, so, keep=(LOCK_NAME,))
         # The cluster starts now, in the background, while the driver plans (StartingClient).
-        with starting_client(cfg, client) as starting:
+        with starting_client(cfg, client, **_size(cfg, volume, predictor_spec)) as starting:
             cfg, plan, startup = _planned(cfg, volume, predictor_spec)
             _check_plan(records, plan, fresh, out_url)
             image, labels, maps, work = create_outputs(
@@ -162,6 +162,12 @@ def segment(
                 return run_stages(cfg, ctx, plan, runner, out_url, predict=True, tissue=tissue, startup=startup)
 
 
+def _size(cfg: SegmentConfig, volume: Volume, predictor_spec: PredictorSpec | None) -> dict[str, Any]:
+    """What the ``'auto'`` scheduler weighs: the voxels to segment, and whether a model predicts them."""
+    model = not isinstance(predictor_spec, ClassicalSpec) if predictor_spec is not None else cfg.predictor != "classical"
+    return {"voxels": int(np.prod(volume.shape, dtype=np.int64)), "model": model}
+
+
 def _planned(
     cfg: SegmentConfig, volume: Volume, predictor_spec: PredictorSpec | None,
 ) -> tuple[SegmentConfig, Plan, dict[str, float]]:
@@ -178,7 +184,7 @@ def _segment_once(
     predictor_spec: PredictorSpec | None, so: dict[str, Any] | None,
 ) -> SegmentResult:
     """A run without resume (``into-input``: bigseg keeps no lock or records inside an input)."""
-    with starting_client(cfg, client) as starting:  # starts in the background while the driver plans
+    with starting_client(cfg, client, **_size(cfg, volume, predictor_spec)) as starting:  # starts while the driver plans
         cfg, plan, startup = _planned(cfg, volume, predictor_spec)
         nucleus = tuple(max(1, round(plan.diameter_um / v)) for v in volume.voxel_size)
         tissue = timed(startup, "tissue", lambda: estimate_tissue(volume, plan.grid, plan.reach, nucleus)
@@ -332,5 +338,7 @@ def decode(
             scratch.create(slots=cfg.stitch == "iou")
             records.save("created", 1)
         ctx = _context(cfg, plan, volume, maps, None, labels, scratch)
-        with runner_for(cfg, client, progress, on_cluster, records, lock) as runner:
+        voxels = int(np.prod(volume.shape, dtype=np.int64))
+        with starting_client(cfg, client, voxels=voxels) as starting, \
+                runner_for(cfg, starting, progress, on_cluster, records, lock) as runner:
             return run_stages(cfg, ctx, plan, runner, out_url, predict=False)

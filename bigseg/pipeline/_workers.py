@@ -24,23 +24,36 @@ task threads are the cores it is given. The same values reach workers that
 bigseg starts (:func:`worker_config`, applied by ``open_client``) and workers
 started by ``dask worker`` (the Dask config file ``deploy/dask/bigseg.yaml``,
 named by ``DASK_CONFIG``; a test keeps it equal to :func:`worker_environ`).
+
+A worker process of the embedded cluster that has closed normally ends without the interpreter's
+teardown (:func:`exit_quickly`): freeing the modules of scipy, zarr, pandas and the rest took 0.8–1.7 s
+per process, which the cluster's close waited for at the end of every run.
+
+A small run is faster without a cluster: starting and stopping one (the worker processes spawning,
+importing the stack, exiting) costs seconds, more than a few blocks' work. The default scheduler
+``'auto'`` runs in this process when :func:`auto_scheduler` expects that to be no slower.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from bigseg.errors import InputError
 
 __all__ = [
+    "IN_PROCESS_VOXELS",
     "MMAP_THRESHOLD",
     "MONITOR_INTERVAL",
     "PROFILE_INTERVAL",
     "TICK_INTERVAL",
     "TRIM_THRESHOLD",
     "WorkerLayout",
+    "auto_scheduler",
+    "exit_quickly",
     "local_layout",
     "worker_config",
     "worker_environ",
@@ -60,6 +73,16 @@ MONITOR_KEY = "distributed.admin.system-monitor.interval"
 # task threads rather than to more workers (each worker holds a model and a block's arrays).
 MIN_WORKER_MEMORY = 2 * 2**30
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+#: Voxels up to which a classical-predictor run is no slower in this process than on an embedded
+#: cluster of two single-threaded workers, start and close included (measured on 2 cores: 6.3 Mvox
+#: took 15-19 s in-process against 23-25 s on the cluster, 12.6 Mvox 44-49 s against 41-47 s;
+#: docs/benchmarks.md, *Empty space*). The cluster's extra fixed cost is what this buys back.
+IN_PROCESS_VOXELS = 2**23
+#: A model's voxel costs about this many classical ones on a CPU (16 against 1.5 s/Mvox of ``segment``).
+MODEL_VOXEL_COST = 10
+#: Share of its workers' cores a cluster turns into speed: what it reached of the machine's ceiling
+#: (two plain processes at once) in docs/benchmarks.md, *Orchestration* (0.9-0.96).
+CLUSTER_EFFICIENCY = 0.9
 
 
 def worker_environ(task_threads: int = 1) -> dict[str, int]:
@@ -140,6 +163,60 @@ def local_layout(
     if task_threads is None:
         task_threads = max(1, cores // (n_workers * threads_per_worker))
     return WorkerLayout(int(n_workers), int(threads_per_worker), int(task_threads))
+
+
+def auto_scheduler(
+    voxels: int,
+    *,
+    model: bool,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    task_threads: int | None = None,
+    cores: int | None = None,
+    memory: int | None = None,
+) -> str:
+    """``'sync'`` (this process) or ``'local'`` (an embedded cluster) for a run over ``voxels``.
+
+    In this process a run works one block at a time, with no cluster to start or close; a cluster of
+    ``n`` workers divides the work by about ``0.9 n`` after a fixed cost of its own. So the run stays
+    here while its work is below ``fixed * s / (s - 1)`` (``s = 0.9 n``): :data:`IN_PROCESS_VOXELS` at
+    two workers (where it was measured), down to about half that on many cores, and
+    :data:`MODEL_VOXEL_COST` times fewer voxels with a model. Given ``n_workers`` asks for a cluster;
+    a machine that would get one worker (one core, or memory for one) never gains from one.
+    """
+    if n_workers is not None:
+        return "local"
+    workers = local_layout(None, threads_per_worker, task_threads, cores=cores, memory=memory).n_workers
+    speedup = CLUSTER_EFFICIENCY * workers
+    if speedup <= 1:
+        return "sync"
+    two = 2 * CLUSTER_EFFICIENCY
+    budget = IN_PROCESS_VOXELS * (speedup / (speedup - 1)) / (two / (two - 1))
+    return "sync" if voxels * (MODEL_VOXEL_COST if model else 1) <= budget else "local"
+
+
+def exit_quickly(dask_worker: Any) -> None:
+    """Make this worker process, once ``dask_worker`` has closed normally, end without the
+    interpreter's teardown (``client.run(exit_quickly)`` on the embedded cluster).
+
+    Its exit handlers still run (logging's flush, multiprocessing's, distributed's); only the
+    freeing of every module and object is skipped, as a forked child's exit skips it. Every task's
+    output is durable when the task returns, so nothing is left to write by then. A worker that did
+    not close normally (it failed, or is still running) exits as usual, with its own exit status.
+    """
+    atexit.register(_end_closed_worker, dask_worker)
+
+
+def _end_closed_worker(worker: Any) -> None:
+    from distributed.core import Status
+
+    if worker.status != Status.closed:
+        return
+    atexit.unregister(_end_closed_worker)
+    atexit._run_exitfuncs()  # the handlers registered before this one
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def worker_settings() -> dict[str, Any]:

@@ -31,13 +31,14 @@ def test_errors_name_field_and_value(tmp_path):
 
 
 def test_scheduler_is_validated(tmp_path):
-    for ok in ("local", "sync", "tcp://10.0.0.5:8786", "scheduler-host:8786", "tls://[::1]:8786"):
+    assert load_config(environ={}).scheduler == "auto"
+    for ok in ("auto", "local", "sync", "tcp://10.0.0.5:8786", "scheduler-host:8786", "tls://[::1]:8786"):
         assert load_config(environ={}, scheduler=ok).scheduler == ok
     scheduler_file = tmp_path / "scheduler.json"
     scheduler_file.write_text("{}")
     assert load_config(environ={}, scheduler=str(scheduler_file)).scheduler == str(scheduler_file)
     for typo in ("lcoal", "tcp://host", "threads"):
-        with pytest.raises(InputError, match=rf"`scheduler` must be 'local', 'sync', a scheduler address .*got '{typo}'"):
+        with pytest.raises(InputError, match=rf"`scheduler` must be 'auto', 'local', 'sync', a scheduler address .*got '{typo}'"):
             load_config(environ={}, scheduler=typo)
 
 

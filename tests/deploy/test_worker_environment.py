@@ -13,7 +13,14 @@ import yaml
 
 from bigseg.errors import InputError
 from bigseg.pipeline import local_layout, open_client, worker_config, worker_environ, worker_settings
-from bigseg.pipeline._workers import MONITOR_INTERVAL, PROFILE_INTERVAL, TICK_INTERVAL
+from bigseg.pipeline._workers import (
+    IN_PROCESS_VOXELS,
+    MODEL_VOXEL_COST,
+    MONITOR_INTERVAL,
+    PROFILE_INTERVAL,
+    TICK_INTERVAL,
+    auto_scheduler,
+)
 from bigseg.testing import stop_processes
 from .test_processes import _free_port, _wait_port
 
@@ -71,6 +78,35 @@ def test_local_layout_fills_the_cores(cores, memory, given, expect):
     assert layout.cores <= cores
 
 
+@pytest.mark.parametrize("cores, voxels, model, expect", [
+    (2, IN_PROCESS_VOXELS, False, "sync"),           # where it was measured: two workers
+    (2, IN_PROCESS_VOXELS + 1, False, "local"),
+    (2, IN_PROCESS_VOXELS // MODEL_VOXEL_COST, True, "sync"),
+    (2, IN_PROCESS_VOXELS // MODEL_VOXEL_COST + 1, True, "local"),
+    (16, IN_PROCESS_VOXELS // 2, False, "local"),   # many workers pay back their start sooner
+    (16, IN_PROCESS_VOXELS // 3, False, "sync"),
+    (1, 10**12, True, "sync"),                       # one worker can never beat this process
+])
+def test_auto_scheduler_keeps_small_runs_in_this_process(cores, voxels, model, expect):
+    assert auto_scheduler(voxels, model=model, cores=cores, memory=64 * 2**30) == expect
+
+
+def test_auto_scheduler_follows_the_layout_and_given_workers():
+    # memory for one worker of 2 GiB: no cluster pays off, however large the run
+    assert auto_scheduler(10**9, model=False, cores=8, memory=3 * 2**30) == "sync"
+    assert auto_scheduler(1, model=False, n_workers=2) == "local"  # workers asked for: a cluster
+
+
+def test_run_scheduler_resolves_only_auto():
+    from bigseg.config import load_config
+    from bigseg.pipeline._driver import run_scheduler
+
+    auto = load_config(environ={})
+    assert run_scheduler(auto, 1000) == "sync" and run_scheduler(auto, None) == "local"
+    assert run_scheduler(load_config(environ={}, scheduler="local"), 1000) == "local"
+    assert run_scheduler(load_config(environ={}, scheduler="sync"), 10**12) == "sync"
+
+
 def test_worker_environ_rejects_zero_threads():
     with pytest.raises(InputError, match="`task_threads` must be >= 1, got 0"):
         worker_environ(0)
@@ -125,3 +161,36 @@ def test_dask_worker_with_deploy_config_gets_the_environment(tmp_path):
         assert seen[by_name["wide"]] == _expected(2)
     finally:
         stop_processes(procs)
+
+
+_ENDING = """
+import atexit, sys
+from pathlib import Path
+from types import SimpleNamespace
+from distributed.core import Status
+from bigseg.pipeline._workers import exit_quickly
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "handler").write_text("ran"))  # registered first: runs after exit_quickly's
+
+
+class Teardown:
+    def __del__(self):
+        (out / "teardown").write_text("ran")
+
+
+kept = Teardown()  # freed only by the interpreter's teardown
+exit_quickly(SimpleNamespace(status=Status[sys.argv[2]]))
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("status, code, teardown", [("closed", 0, False), ("running", 3, True)])
+def test_a_closed_worker_ends_without_teardown_after_its_exit_handlers(tmp_path, status, code, teardown):
+    script = tmp_path / "ending.py"
+    script.write_text(_ENDING)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, str(script), str(tmp_path), status], env=env, timeout=120)
+    assert res.returncode == code  # a worker that did not close normally keeps its own exit status
+    assert (tmp_path / "handler").read_text() == "ran"  # every exit handler still runs
+    assert (tmp_path / "teardown").exists() == teardown

@@ -219,6 +219,19 @@ def test_cluster_kill_and_resume(source, reference, tmp_path, kill_at):
 
 
 @pytest.mark.slow
+def test_cluster_killed_while_it_closes(source, reference, tmp_path):
+    """kill -9 of the driver and the workers as the run's cluster closes (workers then end without
+    the interpreter's teardown): the output was complete before, and the same command says so."""
+    out = tmp_path / "out.zarr"
+    args = ("--scheduler", "local", "--n-workers", "2")
+    killed = _cli(source, out, *args, env={KILL_AT_ENV: "cluster:0:close"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    again = _cli(source, out, *args)
+    assert again.returncode == 0 and "already complete" in again.stdout, again.stderr[-2000:]
+    assert data_files(out) == data_files(reference)
+
+
+@pytest.mark.slow
 def test_worker_killed_mid_block_is_retried_elsewhere(source, reference, tmp_path, monkeypatch):
     """One worker dies after writing half of what a block owes (maps and seeds, no record); Dask reruns it."""
     monkeypatch.setenv(KILL_AT_ENV, "predict:5:written:worker")
