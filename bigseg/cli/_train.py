@@ -28,6 +28,9 @@ def _train(
     presets: list[str] | None = typer.Option(
         None, "--presets", help="Presets drawn from, uniformly; repeat to add one, repeat a name to weight it "
         "[default: confocal, lightsheet-organoid, dense, mesospim]."),
+    preset_max_downsample: Optional[float] = typer.Option(
+        None, help="Render a preset at a coarser voxel where it would be shrunk more than this per axis "
+        "(a coarse model's presets stay small) [default: never]."),
     architecture: str = typer.Option("unet", help="basic_unet, unet, segresnet, swin_unetr, cellsegnet (3DCellSeg) or wnet3d (CellSeg3D, self-supervised: --image without --labels)."),
     arch_kwargs: str = typer.Option("{}", help='Architecture arguments as JSON, e.g. \'{"channels": [8, 16, 32], "strides": [2, 2]}\'.'),
     head: str | None = typer.Option(
@@ -105,7 +108,8 @@ def _train(
         workers=workers, threads=threads, val_every=val_every, checkpoint_every=checkpoint_every,
         val_volumes=val_volumes, val_shape=val_shape, pool_size=pool_size, pool_volume=pool_volume,
         infer_patch_size=infer_patch_size or default_infer_patch_size(architecture, kwargs), preset_fraction=preset_fraction,
-        presets=tuple(presets) if presets else PRESET_NAMES, refresh_every=refresh_every,
+        presets=tuple(presets) if presets else PRESET_NAMES, preset_max_downsample=preset_max_downsample,
+        refresh_every=refresh_every,
         init=init, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
         max_upsample=max_upsample, device=device, command=_command_line(ctx),
     )

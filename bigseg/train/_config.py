@@ -72,7 +72,8 @@ class TrainConfig:
     ``anisotropy_range``; preset volumes are brought to the model's scale
     with a diameter guess off by 0.6-1.6x and at most ``max_upsample``
     enlargement per axis, as inference does; each is drawn uniformly from
-    ``presets`` (a name repeated weighs more). ``device`` is where the network
+    ``presets`` (a name repeated weighs more), and rendered at a coarser voxel where
+    it would be shrunk more than ``preset_max_downsample`` per axis (None: never). ``device`` is where the network
     trains (``"cpu"``, ``"cuda"`` or ``"cuda:N"``).
     """
 
@@ -94,6 +95,7 @@ class TrainConfig:
     synthetic_fraction: float = 1.0
     preset_fraction: float = 0.0
     presets: tuple[str, ...] = PRESET_NAMES
+    preset_max_downsample: float | None = None
     augment: AugmentLevel = "light"
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     diameter_um: float = 12.0
@@ -160,6 +162,9 @@ class TrainConfig:
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise InputError(f"`{name}` must be (low, high) with 0 < low <= high, got {(lo, hi)}")
+        if self.preset_max_downsample is not None and not (
+                math.isfinite(self.preset_max_downsample) and self.preset_max_downsample >= 1):
+            raise InputError(f"`preset_max_downsample` must be >= 1 (or None), got {self.preset_max_downsample}")
         if not (math.isfinite(self.max_upsample) and self.max_upsample >= 1):
             raise InputError(f"`max_upsample` must be >= 1, got {self.max_upsample}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):

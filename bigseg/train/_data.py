@@ -72,6 +72,8 @@ class SyntheticPool:
         :func:`random_nuclei`.
     presets : tuple of str
         The presets drawn from, uniformly (repeat a name to weight it).
+    preset_max_downsample : float, optional
+        Render a preset at a coarser voxel where it would be shrunk more than this per axis.
     model_voxel_size, model_diameter, max_upsample
         The model's scale, and the cap on enlargement per axis, for preset volumes.
     """
@@ -83,6 +85,7 @@ class SyntheticPool:
     config: RandomNucleiConfig = field(default_factory=RandomNucleiConfig)
     preset_fraction: float = 0.0
     presets: tuple[str, ...] = PRESET_NAMES
+    preset_max_downsample: float | None = None
     model_voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     model_diameter: float = 12.0
     max_upsample: float | None = None
@@ -110,7 +113,8 @@ class SyntheticPool:
             from bigseg.train._presets import preset_volume
 
             return preset_volume(rng, self.volume_shape, names=self.presets, model_voxel_size=self.model_voxel_size,
-                                 model_diameter=self.model_diameter, max_upsample=self.max_upsample)
+                                 model_diameter=self.model_diameter, max_upsample=self.max_upsample,
+                                 max_downsample=self.preset_max_downsample)
         return random_nuclei(self.volume_shape, seed=rng, config=self.config)
 
     def draw(self, rng: np.random.Generator, shape: tuple[int, int, int], step: int) -> tuple[np.ndarray, np.ndarray]:

@@ -86,7 +86,8 @@ class _Batches(torch.utils.data.Dataset):
             if self.pool is None:
                 self.pool = SyntheticPool(
                     cfg.seed, cfg.pool_volume, cfg.pool_size, cfg.refresh_every, self.synth_cfg,
-                    preset_fraction=cfg.preset_fraction, presets=cfg.presets, model_voxel_size=cfg.voxel_size,
+                    preset_fraction=cfg.preset_fraction, presets=cfg.presets,
+                    preset_max_downsample=cfg.preset_max_downsample, model_voxel_size=cfg.voxel_size,
                     model_diameter=cfg.diameter_um, max_upsample=cfg.max_upsample,
                 )
             return self.pool

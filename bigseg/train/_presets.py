@@ -32,11 +32,15 @@ def preset_volume(
     name: str | None = None,
     names: tuple[str, ...] = PRESET_NAMES,
     max_upsample: float | None = None,
+    max_downsample: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic volume of ``shape`` model voxels from a random preset.
 
     ``name`` picks the preset (default: one drawn uniformly from ``names``; a name
-    repeated there is drawn more often).
+    repeated there is drawn more often). ``max_downsample`` renders the preset at a
+    coarser voxel where it would be shrunk more than that per axis on its way to the
+    model (the same specimen imaged at a lower resolution): a coarse model then gets
+    fine-voxel presets without rendering hundreds of millions of voxels.
 
     Returns
     -------
@@ -53,11 +57,18 @@ def preset_volume(
     diameter = params.diameter_um * float(rng.uniform(0.8, 1.25))
     fraction = float(rng.uniform(0.25, 0.5)) if name == "dense" else float(rng.uniform(0.02, 0.3))
     guess = diameter * float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))  # the diameter estimate
-    scale = ScaleMap.between(params.voxel_size, model_voxel_size, data_diameter=guess, model_diameter=model_diameter,
+    voxel: tuple[float, float, float] = params.voxel_size
+    scale = ScaleMap.between(voxel, model_voxel_size, data_diameter=guess, model_diameter=model_diameter,
                              max_upsample=max_upsample)
+    if max_downsample is not None and max(scale.step) > max_downsample:
+        z, y, x = (v * max(1.0, st / max_downsample) for v, st in zip(voxel, scale.step))
+        voxel = (z, y, x)
+        scale = ScaleMap.between(voxel, model_voxel_size, data_diameter=guess, model_diameter=model_diameter,
+                                 max_upsample=max_upsample)
     data_shape = tuple(max(4, int(np.ceil(n * st))) for n, st in zip(shape, scale.step))
     image, labels = synthesize(
-        data_shape, preset=name, seed=int(rng.integers(2**31)), diameter_um=diameter, volume_fraction=fraction
+        data_shape, preset=name, seed=int(rng.integers(2**31)), diameter_um=diameter, volume_fraction=fraction,
+        voxel_size=voxel,
     )
     lo, hi = np.percentile(image, [1.0, 99.8])
     norm = (image.astype(np.float32) - lo) / max(float(hi - lo), 1e-6)

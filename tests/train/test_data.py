@@ -151,3 +151,30 @@ def test_the_pool_draws_only_the_presets_asked_for(monkeypatch) -> None:
     assert TrainConfig.from_dict(TrainConfig(out="x", presets=("dense",)).to_dict()).presets == ("dense",)
     with pytest.raises(InputError, match=r"`presets` must be names from .*got \['em-like'\]"):
         TrainConfig(out="x", presets=("em-like",))
+
+
+def test_a_fine_voxel_preset_is_rendered_coarser_for_a_coarse_model(monkeypatch) -> None:
+    """``max_downsample`` renders the dense preset (0.13 µm voxels) for a model of 5-voxel nuclei at a
+    voxel at most 2x finer per axis than the model needs: the rendering stays within
+    8x the model's voxels instead of 15x or more. Without it nothing changes."""
+    import bigseg.synth
+    from bigseg.synth import PRESETS
+    from bigseg.train import TrainConfig
+    from bigseg.train._presets import preset_volume
+
+    calls: list[tuple[tuple[int, ...], tuple[float, ...]]] = []
+
+    def spy(shape, *, preset, voxel_size, **kw):
+        calls.append((tuple(shape), tuple(voxel_size)))
+        return np.zeros(shape, np.uint16), np.zeros(shape, np.uint32)
+
+    monkeypatch.setattr(bigseg.synth, "synthesize", spy)
+    kw = {"model_voxel_size": (1.0, 1.0, 1.0), "model_diameter": 5.0, "name": "dense"}
+    preset_volume(np.random.default_rng(0), (24, 32, 32), **kw)
+    preset_volume(np.random.default_rng(0), (24, 32, 32), max_downsample=2.0, **kw)
+    (fine_shape, fine_voxel), (coarse_shape, coarse_voxel) = calls
+    assert fine_voxel == PRESETS["dense"].voxel_size and np.prod(fine_shape) > 15 * 24 * 32 * 32
+    assert all(c >= f for c, f in zip(coarse_voxel, fine_voxel)) and coarse_voxel[2] > 1.5 * fine_voxel[2]
+    assert np.prod(coarse_shape) <= 8 * 1.3 * 24 * 32 * 32
+    with pytest.raises(InputError, match=r"`preset_max_downsample` must be >= 1 \(or None\), got 0.5"):
+        TrainConfig(out="x", preset_max_downsample=0.5)
