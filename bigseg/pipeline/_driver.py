@@ -383,8 +383,8 @@ def _build_pyramids(ctx: RunContext, runner: BlockRunner) -> None:
 
 
 def _predictor_record(spec: Any) -> dict[str, Any] | str:
-    """What predicted the maps, for the output's metadata: the spec's fields (a model run names the
-    model ``default`` chose and its cap on enlargement), else its ``repr``."""
+    """What predicted the maps, for the output's metadata: the spec's fields (a model run: the package,
+    the data's voxel size and diameter, any cap on enlargement), else its ``repr``."""
     if is_dataclass(spec) and not isinstance(spec, type):
         return {"kind": type(spec).__name__, **json.loads(json.dumps(asdict(spec), default=str))}
     return repr(spec)
