@@ -315,6 +315,15 @@ class _Evidence:
     sigmas: np.ndarray
     sample: np.ndarray
 
+    def kept(self, mask: np.ndarray) -> _Evidence:
+        """The same evidence with only the blobs where ``mask`` holds."""
+        return _Evidence(self.work, self.pos[mask], self.sig[mask], self.val[mask], self.sigmas, self.sample)
+
+    def in_mode(self, d0: float) -> np.ndarray:
+        """Indices of the blobs within ``_MODE_FACTOR`` of ``d0`` across (working voxels): one size mode's."""
+        d = _D_PER_SIGMA * self.sig
+        return np.flatnonzero((d >= d0 / _MODE_FACTOR) & (d <= d0 * _MODE_FACTOR))
+
 
 # Intensities kept per image for the intensity checks (percentiles) of several boxes pooled.
 _SAMPLE = 2**20
@@ -342,7 +351,7 @@ def _evidence(image: np.ndarray, vs: Size3, work_um: float) -> _Evidence:
         top = np.argsort(-val)[:_MAX_BLOBS]
         pos, sig, val = pos[top], sig[top], val[top]
     keep = _prune(pos, sig, val) if len(val) else np.zeros(0, np.intp)
-    return _Evidence(work, pos[keep], sig[keep], val[keep], sigmas, sample)
+    return _Evidence(work, pos, sig, val, sigmas, sample).kept(keep)
 
 
 def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
@@ -391,8 +400,7 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
     sigmas = max((e.sigmas for e in evs), key=len)
     if any(len(e.val) for e in evs):  # after pruning: grains inside nuclei must not set the bar for the nuclei
         bar = _GATE * float(np.percentile(np.concatenate([e.val for e in evs]), 90))
-        evs = [_Evidence(e.work, e.pos[e.val >= bar], e.sig[e.val >= bar], e.val[e.val >= bar], e.sigmas, e.sample)
-               for e in evs]
+        evs = [e.kept(e.val >= bar) for e in evs]
     sig = np.concatenate([e.sig for e in evs])
     val = np.concatenate([e.val for e in evs])
     seconds = time.perf_counter() - t0
@@ -460,7 +468,7 @@ def _drop_inner(ev: _Evidence, d0: float) -> _Evidence:
     of the image smoothed at a quarter of that radius, above half-way between its background (10th
     percentile) and the median peak of the blobs of about ``d0``."""
     small = _D_PER_SIGMA * ev.sig < d0 / _MODE_FACTOR
-    lead = np.flatnonzero((_D_PER_SIGMA * ev.sig >= d0 / _MODE_FACTOR) & (_D_PER_SIGMA * ev.sig <= d0 * _MODE_FACTOR))
+    lead = ev.in_mode(d0)
     if not small.any() or not len(lead):
         return ev
     smooth = ndi.gaussian_filter(ev.work, max(d0 / 8, 0.5), mode="nearest")
@@ -473,7 +481,7 @@ def _drop_inner(ev: _Evidence, d0: float) -> _Evidence:
     big = np.bincount(lab.ravel()) >= 0.5 * math.pi / 6 * d0**3
     big[0] = False
     keep = ~(small & big[lab[tuple(at.T)]])
-    return _Evidence(ev.work, ev.pos[keep], ev.sig[keep], ev.val[keep], ev.sigmas, ev.sample)
+    return ev.kept(keep)
 
 
 # Blobs measured by the refinement (the strongest of the leading mode).
@@ -490,9 +498,7 @@ def _refine(evs: list[_Evidence], d0: float) -> float:
     all, those cut by an image's faces measured from their whole half (a volume only a few nuclei
     across, or long nuclei in a thin stack, has few whole ones).
     """
-    ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs)
-              for i in np.flatnonzero((_D_PER_SIGMA * e.sig >= d0 / _MODE_FACTOR)
-                                      & (_D_PER_SIGMA * e.sig <= d0 * _MODE_FACTOR))]
+    ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs) for i in e.in_mode(d0)]
     chosen = sorted(ranked)[:_MAX_MEASURED]
     diam: list[float] = []
     cut: list[bool] = []
