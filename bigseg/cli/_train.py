@@ -52,6 +52,9 @@ def _train(
         (1.0, 6.0), help="Simulated z step LO..HI times the x-y voxel (blur, subsample, interpolate back)."
     ),
     max_upsample: float = typer.Option(2.0, help="Largest enlargement per axis of preset volumes (as inference)."),
+    distance_alpha: float = typer.Option(
+        8.0, help="Distance target tanh(d / ALPHA) inside nuclei, d in model voxels (NucMM's 8 for 12-voxel nuclei; "
+        "8 * diameter / 12 keeps its peak for a smaller model diameter)."),
     device: str = typer.Option("cpu", help="Where the network trains: cpu, cuda or cuda:N."),
     workers: int = typer.Option(1, help="Processes preparing batches (0: in the training process)."),
     threads: int = typer.Option(1, help="Torch threads of the training process."),
@@ -111,7 +114,7 @@ def _train(
         presets=tuple(presets) if presets else PRESET_NAMES, preset_max_downsample=preset_max_downsample,
         refresh_every=refresh_every,
         init=init, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
-        max_upsample=max_upsample, device=device, command=_command_line(ctx),
+        max_upsample=max_upsample, distance_alpha=distance_alpha, device=device, command=_command_line(ctx),
     )
 
     def show(row: dict) -> None:

@@ -47,7 +47,7 @@ from bigseg.train._curves import append_rows, plot_curves, truncate_rows
 from bigseg.train._data import PatchSource, SyntheticPool, VolumeSource
 from bigseg.train._losses import make_loss
 from bigseg.synth._randomized import RandomNucleiConfig, random_nuclei
-from bigseg.train._targets import DISTANCE_ALPHA, DISTANCE_BETA, bcd_targets
+from bigseg.train._targets import DISTANCE_BETA, bcd_targets
 from bigseg.train._validate import decode_bcd, score
 
 __all__ = ["TrainResult", "train"]
@@ -103,7 +103,7 @@ class _Batches(torch.utils.data.Dataset):
         for _ in range(self.cfg.batch_size):
             image, labels = self._source(rng).draw(rng, crop, step)  # type: ignore[arg-type]
             image, labels = self.augment(image, labels, int(rng.integers(2**31)))
-            ys.append(bcd_targets(labels)[inner])
+            ys.append(bcd_targets(labels, alpha=self.cfg.distance_alpha)[inner])
             xs.append(image[None][inner])
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
@@ -142,7 +142,7 @@ def _validate(net: torch.nn.Module, cfg: TrainConfig, val_set: list[tuple[np.nda
                 device=device,
             )
         if cfg.head == "semantic":
-            maps = semantic_to_bcd(maps[0], DISTANCE_ALPHA)
+            maps = semantic_to_bcd(maps[0], cfg.distance_alpha)
         # Nuclei cut by the volume's faces are fragments in the truth: leave them out of the score.
         scores.append(score(decode_bcd(maps, DecodeParams()), labels, ignore_border=True))
     net.train()
@@ -183,7 +183,7 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
         architecture_kwargs=full_kwargs(cfg.architecture, cfg.architecture_kwargs),
         head=cfg.head, voxel_size=cfg.voxel_size, diameter_um=cfg.diameter_um,  # type: ignore[arg-type]
         patch_size=cfg.infer_patch_size, halo=cfg.halo,
-        targets=TargetSpec(distance_alpha=DISTANCE_ALPHA, distance_beta=DISTANCE_BETA),
+        targets=TargetSpec(distance_alpha=cfg.distance_alpha, distance_beta=DISTANCE_BETA),
         decoding=DecodeParams(),
         provenance=Provenance(
             data=data, steps=steps, command=cfg.command, seed=cfg.seed,

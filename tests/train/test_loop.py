@@ -36,6 +36,28 @@ def test_train_writes_curves_checkpoint_and_package(tmp_path: Path, tiny: dict) 
     assert "f1@0.5" in loaded.card.provenance.metrics["synthetic_validation"]
 
 
+def test_distance_alpha_sets_the_distance_target_and_the_card(tmp_path: Path, tiny: dict) -> None:
+    """A coarse model's distance target keeps the fine model's peak: tanh(d / alpha) with a shorter alpha."""
+    from bigseg.train._loop import _Batches
+
+    def first_batch(alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return _Batches(TrainConfig(out=str(tmp_path / "b"), steps=1, distance_alpha=alpha, **tiny), None)[0]
+
+    x8, y8 = first_batch(8.0)
+    x3, y3 = first_batch(3.0)
+    assert torch.equal(x8, x3) and torch.equal(y8[:, :2], y3[:, :2])  # same draws, same foreground and contour
+    inside = y8[:, 2] > 0
+    assert inside.any()
+    d_in = 8.0 * torch.atanh(y8[:, 2][inside].double())
+    assert torch.allclose(y3[:, 2][inside].double(), torch.tanh(d_in / 3.0), atol=1e-4)
+    assert float(y3[:, 2].max()) > float(y8[:, 2].max())
+    result = train(TrainConfig(out=str(tmp_path / "run"), steps=1, val_every=1, checkpoint_every=1, distance_alpha=3.0,
+                               **tiny))
+    assert load_model_package(result.package).card.targets.distance_alpha == 3.0
+    with pytest.raises(InputError, match=r"`distance_alpha` must be a finite number > 0, got 0.0"):
+        TrainConfig(out="x", distance_alpha=0.0)
+
+
 def test_resume_gives_the_same_weights(tmp_path: Path, tiny: dict) -> None:
     """4 steps in one go == 2 steps, stop, resume for 2 more (seeded batches, saved optimiser state)."""
     once = train(TrainConfig(out=str(tmp_path / "once"), steps=4, val_every=4, checkpoint_every=2, seed=3, **tiny))
