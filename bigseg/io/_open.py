@@ -105,6 +105,7 @@ def _open_tiff(
         source=src, kind="tiff", level_urls=(src,) * len(shapes), axes=info.axes, fixed=fixed,
         level_shapes=shapes, level_voxel_sizes=sizes, level=level, channel=channel, dtype=info.dtype,
         chunk_shape=chunks[level], level_chunk_shapes=chunks, tiff_series=series, storage_options=dict(so or {}) or None,
+        tiff_identity=info.identity,
     )  # fmt: skip
 
 

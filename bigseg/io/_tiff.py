@@ -2,12 +2,16 @@
 
 Each level is read through ``series.aszarr(level=...)``, a read-only zarr
 store over the file that decodes only the pages/tiles a read touches. The
-file is opened once per process and kept open (read-only).
+file is opened once per process and kept open (read-only), keyed by its
+identity as well as its URL (:func:`file_identity`): a file written anew at the
+same path (an export re-run in the same notebook) is opened anew, not read
+through the old handle.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -19,12 +23,12 @@ from bigseg.errors import InputError
 from bigseg.io._ngff import unit_to_um
 from bigseg.io._store import freeze_options, get_fs, is_local
 
-__all__ = ["TiffInfo", "inspect_tiff", "open_tiff_level"]
+__all__ = ["TiffInfo", "file_identity", "inspect_tiff", "open_tiff_level"]
 
 log = logging.getLogger(__name__)
 
-_OPEN: dict[tuple[str, Any], Any] = {}
-_ARRAYS: dict[tuple[str, Any, int, int], Any] = {}
+_OPEN: dict[tuple[str, Any], tuple[tuple[Any, ...], Any]] = {}
+_ARRAYS: dict[tuple[str, Any, tuple[Any, ...], int, int], Any] = {}
 _LOCK = threading.RLock()
 
 # tifffile axis codes -> bigseg axes; "Q"/"I" (unknown, sequence) become z when there is no Z.
@@ -40,30 +44,59 @@ class TiffInfo:
     level_chunks: tuple[tuple[int, ...], ...]
     dtype: str
     voxel_size: tuple[float, float, float] | None
+    identity: tuple[Any, ...] = ()
 
 
-def _tiff_file(url: str, storage_options: Mapping[str, Any] | None) -> Any:
+def file_identity(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
+    """What tells the file now at ``url`` from one written there before: inode, size and
+    modification time of a local file; size and ETag (or modification time) of a remote one."""
+    if is_local(url):
+        st = os.stat(url)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+    fs, path = get_fs(url, storage_options)
+    info = fs.info(path)
+    stamp = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified", "last_modified") if info.get(k)), "")
+    return (info.get("size"), str(stamp))
+
+
+def _tiff_file(url: str, storage_options: Mapping[str, Any] | None, identity: tuple[Any, ...]) -> Any:
+    """The open TIFF at ``url`` as it was when ``identity`` was taken; a handle to an older file there is closed."""
     import tifffile
 
     key = (url, freeze_options(storage_options))
     with _LOCK:
-        tif = _OPEN.get(key)
-        if tif is None:
-            if is_local(url):
-                tif = tifffile.TiffFile(url)
-            else:
-                fs, path = get_fs(url, storage_options)
-                tif = tifffile.TiffFile(fs.open(path, "rb"), name=path.rsplit("/", 1)[-1])
-            _OPEN[key] = tif
+        held = _OPEN.get(key)
+        if held is not None and held[0] == identity:
+            return held[1]
+        if file_identity(url, storage_options) != identity:
+            raise InputError(
+                f"TIFF {url!r} was written anew since it was opened (size or modification time changed); "
+                "open it again (a run started on the old file cannot continue on the new one)")
+        if held is not None:
+            held[1].close()
+            for old in [k for k in _ARRAYS if k[:2] == key]:
+                del _ARRAYS[old]
+        if is_local(url):
+            tif = tifffile.TiffFile(url)
+        else:
+            fs, path = get_fs(url, storage_options)
+            tif = tifffile.TiffFile(fs.open(path, "rb"), name=path.rsplit("/", 1)[-1])
+        _OPEN[key] = (identity, tif)
         return tif
 
 
-def open_tiff_level(url: str, series: int, level: int, storage_options: Mapping[str, Any] | None = None) -> Any:
-    """A read-only zarr array over ``level`` of ``series`` of the TIFF at ``url``."""
-    key = (url, freeze_options(storage_options), series, level)
+def open_tiff_level(
+    url: str, series: int, level: int, storage_options: Mapping[str, Any] | None = None,
+    identity: tuple[Any, ...] | None = None,
+) -> Any:
+    """A read-only zarr array over ``level`` of ``series`` of the TIFF at ``url``, as the file was when
+    ``identity`` (:func:`file_identity`; default: taken now) was taken."""
+    if identity is None:
+        identity = file_identity(url, storage_options)
+    key = (url, freeze_options(storage_options), identity, series, level)
     arr = _ARRAYS.get(key)
     if arr is None:
-        tif = _tiff_file(url, storage_options)
+        tif = _tiff_file(url, storage_options, identity)
         with _LOCK:
             store = tif.series[series].aszarr(level=level, lock=_LOCK)
             arr = zarr.open_array(store, mode="r")
@@ -82,14 +115,15 @@ def _map_axes(codes: str) -> str:
 
 
 def inspect_tiff(url: str, storage_options: Mapping[str, Any] | None = None, series: int = 0) -> TiffInfo:
-    """Axes, per-level shapes/chunks, dtype and (if recorded) voxel size in µm."""
-    tif = _tiff_file(url, storage_options)
+    """Axes, per-level shapes/chunks, dtype, (if recorded) voxel size in µm, and the file's identity."""
+    identity = file_identity(url, storage_options)
+    tif = _tiff_file(url, storage_options, identity)
     if not 0 <= series < len(tif.series):
         raise InputError(f"TIFF {url!r} has {len(tif.series)} series, got series={series}")
     s = tif.series[series]
     shapes, chunks = [], []
     for level in range(len(s.levels)):
-        arr = open_tiff_level(url, series, level, storage_options)
+        arr = open_tiff_level(url, series, level, storage_options, identity)
         shapes.append(tuple(int(v) for v in arr.shape))
         chunks.append(tuple(int(v) for v in arr.chunks))
     return TiffInfo(
@@ -98,6 +132,7 @@ def inspect_tiff(url: str, storage_options: Mapping[str, Any] | None = None, ser
         level_chunks=tuple(chunks),
         dtype=str(s.dtype),
         voxel_size=_ome_voxel_size(tif, series) or _imagej_voxel_size(tif),
+        identity=identity,
     )
 
 

@@ -62,6 +62,9 @@ class Volume:
         ``"0.4"``/``"0.5"`` for OME-Zarr, ``None`` otherwise.
     tiff_series : int
     storage_options : dict or None
+    tiff_identity : tuple or None
+        The TIFF file's identity when it was opened (``bigseg.io._tiff.file_identity``):
+        every read, in any process, is of that file, not of one written at the same path since.
     """
 
     source: str
@@ -79,6 +82,7 @@ class Volume:
     tiff_series: int = 0
     level_chunk_shapes: tuple[Shape3 | None, ...] = ()
     storage_options: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    tiff_identity: tuple[Any, ...] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         n = len(self.level_urls)
@@ -145,5 +149,6 @@ class Volume:
 
     def _array(self, level: int) -> Any:
         if self.kind == "tiff":
-            return open_tiff_level(self.level_urls[level], self.tiff_series, level, self.storage_options)
+            return open_tiff_level(self.level_urls[level], self.tiff_series, level, self.storage_options,
+                                   self.tiff_identity)
         return open_array(self.level_urls[level], self.storage_options, mode="r")

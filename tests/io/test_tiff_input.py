@@ -92,3 +92,21 @@ def test_ome_tiff_unknown_unit_warns_and_asks_for_the_voxel_size(tmp_path, stack
             open_volume(path)
     assert "OME physical-size unit not understood" in caplog.text and "furlong" in caplog.text
     assert open_volume(path, voxel_size=(2, 0.3, 0.3)).voxel_size == (2.0, 0.3, 0.3)
+
+
+def test_a_tiff_written_anew_at_the_same_path_is_read_anew(tmp_path, stack):
+    """The open-file cache must not serve an old file's pixels for a new file at the same path
+    (an export re-run in the same notebook), and a volume opened on the old file must not read the new one."""
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, stack, imagej=True, resolution=(1.0, 1.0), metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"})
+    old = open_volume(str(path))
+    assert np.array_equal(old.read(old.roi), stack)
+    other = (stack[:6, :20, :25] // 2).astype(np.uint16)
+    path.unlink()
+    tifffile.imwrite(path, other, imagej=True, resolution=(1.0, 1.0), metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"})
+    new = open_volume(str(path))
+    assert new.shape == (6, 20, 25)
+    assert np.array_equal(new.read(new.roi), other)
+    with pytest.raises(InputError, match=r"was written anew since it was opened.*open it again"):
+        old.read(Roi((0, 0, 0), (1, 1, 1)))
+    assert np.array_equal(open_volume(str(path)).read(new.roi), other)  # the new file stays readable
