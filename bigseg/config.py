@@ -78,7 +78,7 @@ class SegmentConfig(BaseModel):
     seed_contour: float | None = Field(None, ge=0, le=1)
     seed_distance: float | None = Field(None, ge=-1, le=1)
     mask_foreground: float | None = Field(None, ge=0, le=1)
-    min_volume_um3: float | None = Field(None, ge=0, description="Remove objects smaller than this (µm³).")
+    min_volume_um3: float | None = Field(None, ge=0, description="Remove objects smaller than this (µm³); objects cut by a face of the volume are kept whatever their size.")
     decoder: Literal["bcd", "voronoi-otsu", "tascan"] | None = Field(
         None,
         description=(

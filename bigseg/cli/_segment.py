@@ -117,7 +117,7 @@ def segment_command(
     outline_sigma: _OutlineSigma = None,
     min_touching_area: _MinTouchingArea = None,
     min_touching_fraction: _MinTouchingFraction = None,
-    min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
+    min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³); those cut by a face of the volume are kept [default: a tenth of a nucleus]."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
     skip_empty: Optional[bool] = typer.Option(
         None, "--skip-empty/--no-skip-empty",
@@ -181,7 +181,7 @@ def decode_command(
     seed_contour: Optional[float] = typer.Option(None, help="Seeds where contour < this."),
     seed_distance: Optional[float] = typer.Option(None, help="Seeds where distance > this."),
     mask_foreground: Optional[float] = typer.Option(None, help="Flood only where foreground > this."),
-    min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³)."),
+    min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³); those cut by a face of the volume are kept [default: a tenth of a nucleus]."),
     stitch: Optional[str] = typer.Option(None, help="'seeds' or 'iou'."),
     decoder: _Decoder = None,
     spot_sigma: _SpotSigma = None,

@@ -329,14 +329,15 @@ def iou_write_task(
 
 def measure_task(ctx: RunContext, block: Block, active: np.ndarray, offsets: np.ndarray, far: BlockStats) -> int:
     """Combine the partial statistics of the objects this block owns (exchanged with neighbours only, plus
-    ``far`` rows of wide objects from the driver); keep those of >= ``min_size`` voxels; returns how many."""
+    ``far`` rows of wide objects from the driver); keep those of >= ``min_size`` voxels, and every object cut by
+    a face of the volume (only part of such a nucleus is imaged: its size is no evidence); returns how many."""
     parts = [BlockStats(**ctx.scratch.load("stats-own", block.linear)), far]
     for c in _around(ctx.grid, block, _neg(ctx.owner_reach), ctx.owner_reach):
         if c != block.linear and active[c]:
             foreign = BlockStats(**ctx.scratch.load("stats-foreign", c))
             parts.append(_take(foreign, owner_blocks(foreign.ids, offsets) == block.linear))
     stats = combine_stats(parts)
-    kept = _take(stats, stats.count >= ctx.min_size)
+    kept = _take(stats, (stats.count >= ctx.min_size) | stats.touches_border)
     ctx.scratch.save("objects", block.linear, **_stats_arrays(kept))
     ctx.scratch.save("kept", block.linear, ids=kept.ids)
     return len(kept)

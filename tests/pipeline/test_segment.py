@@ -9,6 +9,7 @@ from skimage.measure import regionprops_table
 
 from bigseg.io import is_complete, open_volume
 from bigseg.pipeline import segment
+from bigseg.predict import SimulatedSpec
 from bigseg.testing import balls_volume, same_partition, write_image
 
 DIAMETER = 10.0
@@ -187,3 +188,29 @@ def test_decode_without_maps_says_how_to_fix(balls, tmp_path):
     first = run(src, tmp_path / "out.zarr", block_shape=(64, 96, 96))
     with pytest.raises(InputError, match="--save-maps"):
         decode(str(first.output), scheduler="sync")
+
+
+@pytest.mark.parametrize("block_shape", [(32, 64, 64), (16, 32, 32)])
+def test_the_size_filter_keeps_nuclei_cut_by_a_face_of_the_volume(tmp_path, block_shape):
+    """A nucleus cut by the volume's face shows only part of itself, so its size is no evidence against
+    it: a cap at the face smaller than the size filter is kept, an equally small object inside is not."""
+    shape = (32, 64, 64)
+    big, big_truth = balls_volume(shape, np.array([(16, 16, 16), (16, 44, 44)]), 5.5, noise=0.0)
+    cap, cap_truth = balls_volume(shape, np.array([(-3, 32, 50)]), 5.5, noise=0.0)  # 2.5 voxels inside z = 0
+    small, small_truth = balls_volume(shape, np.array([(20, 48, 14)]), 2.5, noise=0.0)
+    image = np.maximum(np.maximum(big, cap), small) + np.random.default_rng(1).normal(0, 0.02, shape)
+    src = tmp_path / "in.zarr"
+    write_image(src, image.astype(np.float32))
+    assert 0 < (cap_truth > 0).sum() < 150 and 0 < (small_truth > 0).sum() < 150
+    # Maps that follow the image (foreground = image): every bright object is decoded, whatever its size.
+    spec = SimulatedSpec(0.0, patch_size=(16, 32, 32))
+    every = run(src, tmp_path / "every.zarr", block_shape=block_shape, min_volume_um3=0, predictor_spec=spec)
+    assert every.n_objects == 4
+    result = run(src, tmp_path / "out.zarr", block_shape=block_shape, min_volume_um3=150, predictor_spec=spec)
+    labels = read_labels(result.output)
+    assert result.n_objects == 3
+    assert labels[0, 32, 50] > 0 and labels[20, 48, 14] == 0
+    table = pq.read_table(f"{result.output}/labels/nuclei.parquet").to_pandas()
+    cut = table[table.touches_border]
+    assert len(cut) == 1 and cut.voxel_count.iloc[0] < 150
+    assert (table[~table.touches_border].voxel_count >= 150).all()
