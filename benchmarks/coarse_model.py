@@ -30,10 +30,10 @@ cap saves).
 (``bigseg.train.choose_decoding``, the criterion of every shipped card) on synthetic volumes of
 the only kind a default would give the coarse model: nuclei 2-6 voxels across
 (:func:`selection_volumes`, seeds apart from the rule's volumes and from training), over
-:data:`SMALL_GRID`. ``bigseg train``'s own choice, made on the standard selection set of larger
+:func:`small_grid`. ``bigseg train``'s own choice, made on the standard selection set of larger
 nuclei brought down to 5 voxels, stays in the card's provenance. The small-nuclei selection set
 was decided before the coarse model was measured; the grid after (with the standard grid the
-best mean F1@0.5 was 0.14: no setting let seeds through the contour test, see ``SMALL_GRID``). Runs on one CPU thread unless ``--device cuda``.
+best mean F1@0.5 was 0.14: no setting let seeds through the contour test, see :func:`small_grid`). Runs on one CPU thread unless ``--device cuda``.
 """
 
 from __future__ import annotations
@@ -55,9 +55,18 @@ from scale_tolerance import f1_at, size_volumes, true_diameter  # noqa: E402
 FACTORS = (0.6, 0.8, 1.0, 1.25, 1.6)
 # Decoding settings for nuclei ~5 model voxels across: most of such a nucleus' voxels touch its surface, so
 # the contour map is high nearly everywhere in it and seeds must pass a looser contour test than the default
-# grid's (at most 0.7, made for 12-voxel nuclei); the distance peaks near tanh(2.5 / 8) = 0.3, or -1 ignores it.
-SMALL_GRID = tuple(itertools.product((0.5, 0.65, 0.8), (0.5, 0.7, 0.8, 0.9, 0.95), (-1.0, 0.0, 0.03, 0.06, 0.1),
-                                     (0.2, 0.3, 0.4, 0.5)))
+# grid's (at most 0.7, made for 12-voxel nuclei). The distance test asks a seed to lie SEED_DEPTHS voxels
+# inside its nucleus, tanh(depth / alpha) with the card's alpha (at NucMM's alpha = 8: 0.03, 0.06, 0.10; the
+# distance peaks near tanh(2.5 / 8) = 0.3 there), or not at all (-1).
+SEED_DEPTHS = (0.25, 0.5, 0.8)
+
+
+def small_grid(alpha: float) -> tuple[tuple[float, float, float, float], ...]:
+    """The decoding grid for small nuclei, for a model whose distance target is ``tanh(d / alpha)``."""
+    distances = (-1.0, 0.0) + tuple(round(float(np.tanh(d / alpha)), 2) for d in SEED_DEPTHS)
+    return tuple(itertools.product((0.5, 0.65, 0.8), (0.5, 0.7, 0.8, 0.9, 0.95), distances, (0.2, 0.3, 0.4, 0.5)))
+
+
 ERROR_FACTORS = (0.6, 0.8, 1.25, 1.6)
 MAX_UPSAMPLE = 2.0  # the most a block may be enlarged per axis (issue: whole-brain cost)
 
@@ -109,7 +118,7 @@ def choose_small_decoding(package: str, out: Path) -> None:
 
     choice = choose_decoding(lambda v, d: get_predictor(ModelSpec(model=package, voxel_size=v, diameter_um=d,
                                                                   device="cpu", max_upsample=MAX_UPSAMPLE)),
-                             selection_volumes(), grid=SMALL_GRID)
+                             selection_volumes(), grid=small_grid(load_model_package(package).card.targets.distance_alpha))
     print("decoding chosen on nuclei 2-6 voxels across:", json.dumps(choice.summary()), flush=True)
     loaded = load_model_package(package)
     card = loaded.card
