@@ -69,16 +69,21 @@ def segment_fingerprint(
 ) -> dict[str, Any]:
     """The fingerprint of a ``segment`` run (JSON-able; no storage options).
 
-    A predictor of the caller's own (``predictor_spec``) is named by its ``repr``.
+    A predictor of the caller's own (``predictor_spec``) is named by its ``repr``. A TIFF input is
+    also named by its size and modification time (remote: size and ETag), so that a file written
+    anew at the same path is another input: a run is never resumed on it.
     """
     extra = {"predictor_spec": repr(predictor_spec)} if predictor_spec is not None else {}
+    source: dict[str, Any] = {
+        "url": input_url, "shape": list(volume.shape), "dtype": str(volume.dtype),
+        "voxel_size": list(volume.voxel_size),
+    }
+    if volume.kind == "tiff" and volume.tiff_identity:
+        source["file"] = list(volume.tiff_identity[-2:])  # (size, mtime_ns) or (size, ETag): not the inode
     return {
         **extra,
         "kind": "segment",
-        "input": {
-            "url": input_url, "shape": list(volume.shape), "dtype": str(volume.dtype),
-            "voxel_size": list(volume.voxel_size),
-        },
+        "input": source,
         "config": _run_config(cfg),
         "model": _model_identity(cfg),
     }

@@ -167,6 +167,26 @@ def test_output_of_another_input_is_refused(source, tmp_path):
     assert tree_digest(out) == before
 
 
+def test_a_tiff_written_anew_is_another_input(tmp_path):
+    """Re-exporting the input TIFF at the same path between a kill and the re-run must not resume the old run
+    on the new pixels: the fingerprint names the file's size and modification time."""
+    import tifffile
+
+    src = tmp_path / "in.tif"
+    first, _ = balls_volume(SHAPE, np.array([(16, 16, 24)]), 5.0)
+    tifffile.imwrite(src, first)
+    out = tmp_path / "out.zarr"
+    run_killed(src, out, "pairs:2:done", voxel_size=(1.0, 1.0, 1.0))
+    before = tree_digest(out)
+    second, _ = balls_volume(SHAPE, np.array([(10, 10, 10), (20, 20, 36)]), 4.0)
+    src.unlink()
+    tifffile.imwrite(src, second)  # the same shape, dtype and size: only the pixels and the time differ
+    with pytest.raises(OutputMismatchError, match=r"input\.file: recorded \[\d+, \d+\], now \[\d+, \d+\].*--overwrite"):
+        run(src, out, voxel_size=(1.0, 1.0, 1.0))
+    assert tree_digest(out) == before
+    assert run(src, out, voxel_size=(1.0, 1.0, 1.0), overwrite=True).n_objects == 2
+
+
 def test_decode_resumes(source, tmp_path):
     from bigseg.pipeline import decode
 
