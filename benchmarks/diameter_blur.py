@@ -18,7 +18,8 @@ Usage::
    image smoothed at a quarter of the radius, z cut at 1.5x the lateral extent); ``z=lat``, the
    same with the z extent taken equal to the lateral; ``quad``, the level half-way to the value
    of a quadratic least-squares fit of the core at the centre, no smoothing (the true peak of a
-   blurred blob, robust to grains); ``quad z=lat``. The product of ``sel`` and a column is about
+   blurred blob, robust to grains); ``quad z=lat``; ``r75/r50 across``, the shipped rule's lateral
+   extent at 75 % over that at 50 % (the shape ratio of part 1, as measured). The product of ``sel`` and a column is about
    what the estimate would read with that rule.
 
 Checking only, on synthetic volumes; the figures and what was concluded are in ``docs/models.md``
@@ -77,10 +78,11 @@ def rendered_balls() -> None:
               f"along z r50/R {at(ax, .5):.3f}")
 
 
-def _regions(ev: _log._Evidence, d0: float, mine: np.ndarray, *, quad: bool) -> list[tuple[int, list[float], float]]:
-    """Whole half-maximum regions of blobs ``mine``: (blob, semi-axes, voxel count), on ``_log._measure``'s
-    grid (working voxels). ``quad=False`` is the shipped rule; ``quad=True`` the level half-way to a
-    quadratic fit of the unsmoothed core at the centre."""
+def _regions(ev: _log._Evidence, d0: float, mine: np.ndarray, *, quad: bool,
+             level: float = 0.5) -> list[tuple[int, list[float], float]]:
+    """Whole regions above ``level`` (0.5: half-maximum) of blobs ``mine``: (blob, semi-axes, voxel
+    count), on ``_log._measure``'s grid (working voxels). ``quad=False`` is the shipped rule;
+    ``quad=True`` the level half-way to a quadratic fit of the unsmoothed core at the centre."""
     work, pos, sig = ev.work, ev.pos, ev.sig
     r0, f = d0 / 2, 1
     while r0 / (2 * f) >= 6 and min(work.shape) // (2 * f) >= 8:
@@ -116,7 +118,7 @@ def _regions(ev: _log._Evidence, d0: float, mine: np.ndarray, *, quad: bool) -> 
         bg = float(np.percentile(box, 10))
         if not peak > bg:
             continue
-        region = (box > bg + 0.5 * (peak - bg)) & (dist <= 2 * rg)
+        region = (box > bg + level * (peak - bg)) & (dist <= 2 * rg)
         cand = np.argwhere(region)
         _, nearest = tree.query(cand + lo)
         region[tuple(cand[markers[nearest] != i].T)] = False
@@ -144,7 +146,7 @@ def _diameter(semi: list[float], count: float, *, z_as_lateral: bool) -> float:
 
 def decomposition(cases: list) -> None:  # type: ignore[type-arg]
     print("3. per panel volume: estimate / true, and the measured blobs' split (medians of measured / own nucleus)")
-    print(f"  {'volume':44s} est/true   sel  shipped  z=lat   quad  quad z=lat  blobs")
+    print(f"  {'volume':44s} est/true   sel  shipped  z=lat   quad  quad z=lat  blobs  r75/r50 across")
     captured: dict = {}  # type: ignore[type-arg]
     refine = _log._refine
 
@@ -167,8 +169,9 @@ def decomposition(cases: list) -> None:  # type: ignore[type-arg]
             work_um, vs = _log._work_voxel(vol.image.shape, vol.voxel_size), np.array(vol.voxel_size)
             ids, counts = np.unique(vol.labels, return_counts=True)
             own_d = dict(zip(ids.tolist(), ((6 * counts * float(np.prod(vs)) / math.pi) ** (1 / 3)).tolist()))
-            rows: dict[str, list[float]] = {k: [] for k in ("own", "shipped", "z=lat", "quad", "quad z=lat")}
+            rows: dict[str, list[float]] = {k: [] for k in ("own", "shipped", "z=lat", "quad", "quad z=lat", "q")}
             quad = {i: (s, c) for i, s, c in _regions(ev, d0, mine, quad=True)}
+            high = {i: s for i, s, _ in _regions(ev, d0, mine, quad=False, level=0.75)}
             for i, semi, count in _regions(ev, d0, mine, quad=False):
                 at = np.clip(np.round((ev.pos[i] + 0.5) * work_um / vs - 0.5).astype(int), 0,
                              np.array(vol.labels.shape) - 1)
@@ -184,13 +187,15 @@ def decomposition(cases: list) -> None:  # type: ignore[type-arg]
                 rows["z=lat"].append(_diameter(semi, count, z_as_lateral=True) / own)
                 rows["quad"].append(_diameter(*quad[i], z_as_lateral=False) / own)
                 rows["quad z=lat"].append(_diameter(*quad[i], z_as_lateral=True) / own)
+                if i in high:  # the profile's shape across: 0.644 for a Gaussian blob, near 1 for a sharp ball
+                    rows["q"].append(math.sqrt(high[i][1] * high[i][2] / (semi[1] * semi[2])))
             if not rows["own"]:
                 print(f"  {case.name:44s} {est / vol.true_diameter_um:8.2f}   (no whole region at a labelled centre)")
                 continue
-            med = {k: float(np.median(v)) for k, v in rows.items()}
+            med = {k: float(np.median(v)) if v else math.nan for k, v in rows.items()}
             print(f"  {case.name:44s} {est / vol.true_diameter_um:8.2f} {med['own'] * work_um / vol.true_diameter_um:5.2f}"
                   f" {med['shipped']:8.2f} {med['z=lat']:6.2f} {med['quad']:6.2f} {med['quad z=lat']:11.2f}"
-                  f"  {len(rows['own']):5d}", flush=True)
+                  f"  {len(rows['own']):5d}  {med['q']:7.2f}", flush=True)
     finally:
         _log._refine = refine
 
