@@ -1,4 +1,6 @@
-"""Blur against size: why the LoG estimate reads the mesoSPIM panel volumes 1.35-1.5x too large.
+"""Blur against size: what decided the LoG estimate's blur-limited measurement (bigseg.diameter._blur).
+
+Before it the mesoSPIM panel volumes read 1.35-1.51x; these figures say why, and what can be done.
 
 Usage::
 
@@ -13,12 +15,14 @@ Usage::
 3. Per panel volume (``bigseg.testing._diameter_panel``), the estimate's error split over the
    blobs the estimate measures (its leading mode's strongest, uncut ones), each matched to the
    labelled nucleus at its centre: ``sel``, their nuclei's median diameter / the true median
-   (which nuclei are measured); ``shipped``, the median of measured / own diameter under the
-   shipped rule (``_log._measure``: half-way between background and the core's median, in the
-   image smoothed at a quarter of the radius, z cut at 1.5x the lateral extent); ``z=lat``, the
+   (which nuclei are measured); ``sharp``, the median of measured / own diameter under the rule
+   for images that are not blur-limited (``_log._measure(..., blurred=False)``: half-way between
+   background and the core's median, in the image smoothed at a quarter of the radius, z cut at
+   1.5x the lateral extent); ``z=lat``, the
    same with the z extent taken equal to the lateral; ``quad``, the level half-way to the value
    of a quadratic least-squares fit of the core at the centre, no smoothing (the true peak of a
-   blurred blob, robust to grains); ``quad z=lat``; ``r75/r50 across``, the shipped rule's lateral
+   blurred blob); ``quad z=lat`` (the rule for blur-limited images, ``bigseg.diameter._blur``);
+   ``r75/r50 across``, the sharp rule's lateral
    extent at 75 % over that at 50 % (the shape ratio of part 1, as measured); ``rim/core``, the
    labelled voxels' mean intensity in the outer fifth of the radius over that deeper than 0.4 of
    it (where the labels lie against the intensity profile; nan where nuclei a few voxels across
@@ -85,8 +89,9 @@ def rendered_balls() -> None:
 def _regions(ev: _log._Evidence, d0: float, mine: np.ndarray, *, quad: bool,
              level: float = 0.5) -> list[tuple[int, list[float], float]]:
     """Whole regions above ``level`` (0.5: half-maximum) of blobs ``mine``: (blob, semi-axes, voxel
-    count), on ``_log._measure``'s grid (working voxels). ``quad=False`` is the shipped rule;
-    ``quad=True`` the level half-way to a quadratic fit of the unsmoothed core at the centre."""
+    count), on ``_log._measure``'s grid (working voxels). ``quad=False`` is the sharp rule;
+    ``quad=True`` the level half-way to a quadratic fit of the unsmoothed core at the centre (the
+    blur-limited rule's)."""
     work, pos, sig = ev.work, ev.pos, ev.sig
     r0, f = d0 / 2, 1
     while r0 / (2 * f) >= 6 and min(work.shape) // (2 * f) >= 8:
@@ -163,7 +168,7 @@ def _rim(vol) -> float:  # type: ignore[no-untyped-def]
 
 def decomposition(cases: list) -> None:  # type: ignore[type-arg]
     print("3. per panel volume: estimate / true, and the measured blobs' split (medians of measured / own nucleus)")
-    print(f"  {'volume':44s} est/true   sel  shipped  z=lat   quad  quad z=lat  blobs  r75/r50 across  rim/core")
+    print(f"  {'volume':44s} est/true   sel    sharp  z=lat   quad  quad z=lat  blobs  r75/r50 across  rim/core")
     captured: dict = {}  # type: ignore[type-arg]
     refine = _log._refine
 
@@ -195,7 +200,7 @@ def decomposition(cases: list) -> None:  # type: ignore[type-arg]
                 label = int(vol.labels[tuple(at)])
                 if label == 0 or i not in quad:
                     continue
-                shipped = _log._measure(ev, d0, np.array([i]))[0]  # this variant reproduces the shipped rule
+                shipped = _log._measure(ev, d0, np.array([i]))[0]  # this variant reproduces the sharp rule
                 assert len(shipped) == 1 and math.isclose(shipped[0], _diameter(semi, count, z_as_lateral=False),
                                                           rel_tol=1e-6), (shipped, semi, count)
                 own = own_d[label] / work_um

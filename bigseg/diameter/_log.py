@@ -18,7 +18,10 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
        (one bright region is not a nucleus size), or two strong modes (two populations)
     -> one clear mode: measured, not read off σ: the median equivalent-sphere diameter of its
        blobs' half-maximum regions (:func:`_refine`; σ per diameter depends on blur, crowding, texture);
-       a region cut by the image's faces is measured from its whole half where few whole ones remain
+       a region cut by the image's faces is measured from its whole half where few whole ones remain;
+       where the blobs' axial profiles are nearly a Gaussian's (the image blur-limited along z,
+       :mod:`bigseg.diameter._blur`), from each blob's true peak in the unsmoothed image, z no longer
+       than across
 
 A stored volume (:func:`bigseg.diameter._volume.volume_log_diameter`) is examined on the working
 grid its whole image would get, read within a bounded memory: the whole pyramid level where it
@@ -33,11 +36,11 @@ the domain-randomised mode, nuclei 2-40 voxels across, z/xy anisotropy 1-8,
 sparse to crowded; ``benchmarks/diameter_panel.py`` prints the table).
 Known limits: dark nuclei on a bright background (the ``em-like`` preset)
 are out of scope (the bright blobs there are the neuropil): an image
-without a bright intensity tail is refused; and where the point-spread
-function is as large as the nuclei (mesoSPIM: 4 µm sd across and 10 µm along z
-for 15 µm nuclei) the blurred blobs are measured, 1.35-1.5x the labelled size
-(the axial blur alone is cut off by ``_MAX_ELONGATION``; it is the lateral blur
-on top of it that the image cannot tell from a larger nucleus).
+without a bright intensity tail is refused. Past a blur of half the nuclei's
+radius a blob's profile is a Gaussian's, so blur and size cannot be separated:
+a blur-limited image (mesoSPIM: 4 µm sd across and 10 µm along z for 15 µm
+nuclei, read 1.06-1.13x) is read with the isotropic prior along z, and a
+nucleus truly longer in z there is read short.
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ class LogDiameterEstimate:
     blur_limited : bool
         The blobs' axial profiles showed the image blur-limited along z, and they were measured as
         such (:mod:`bigseg.diameter._blur`).
+    axial_shape : float or None
+        The evidence for it: the measured blobs' median r75/r50 along z (a Gaussian blob's is 0.644,
+        a sharp ball's near 1); None where fewer than 4 blobs gave it.
     """
 
     diameter_um: float
@@ -138,6 +144,7 @@ class LogDiameterEstimate:
     work_voxel_um: float
     seconds: float = field(default=0.0, compare=False)
     blur_limited: bool = False
+    axial_shape: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for the run's metadata)."""
@@ -145,6 +152,7 @@ class LogDiameterEstimate:
             "method": "log-scale-selection", "diameter_um": round(self.diameter_um, 3), "n_blobs": self.n_blobs,
             "work_voxel_um": round(self.work_voxel_um, 4), "seconds": round(self.seconds, 2),
             "blur_limited": self.blur_limited,
+            "axial_shape": None if self.axial_shape is None else round(self.axial_shape, 3),
             "modes": [[round(m.diameter_um, 3), m.n_blobs, round(m.weight, 3)] for m in self.modes],
         }
 
@@ -460,12 +468,13 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
             tuple(m.diameter_um for m in modes),
         )
     # The LoG scale finds the nuclei and their size to within a factor; their half-maximum regions measure it.
-    measured, blurred = _refine(evs, modes[0].diameter_um / work_um)
+    measured, blurred, axial = _refine(evs, modes[0].diameter_um / work_um)
     modes[0] = BlobScale(measured * work_um, modes[0].n_blobs, modes[0].weight)
     seconds = time.perf_counter() - t0
-    est = LogDiameterEstimate(modes[0].diameter_um, tuple(modes), int(len(val)), work_um, seconds, blurred)
+    est = LogDiameterEstimate(modes[0].diameter_um, tuple(modes), int(len(val)), work_um, seconds, blurred, axial)
     logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s%s; %.1fs)", est.diameter_um,
-                est.n_blobs, listing, "; blur-limited along z: measured as such" if blurred else "", seconds)
+                est.n_blobs, listing, f"; blur-limited along z (axial r75/r50 {axial:.2f}): measured as such"
+                if blurred else "", seconds)
     return est
 
 
@@ -498,21 +507,22 @@ _MAX_MEASURED = 300
 _MAX_ELONGATION = 1.5
 
 
-def _refine(evs: list[_Evidence], d0: float) -> tuple[float, bool]:
+def _refine(evs: list[_Evidence], d0: float) -> tuple[float, bool, float | None]:
     """The leading mode's diameter (``d0`` working voxels by its LoG scale) measured from the
     half-maximum regions of its strongest ``_MAX_MEASURED`` blobs, over all the images of ``evs``
     (:func:`_measure`): the median of the whole ones where there are at least ``_MIN_BLOBS``, else of
     all, those cut by an image's faces measured from their whole half (a volume only a few nuclei
     across, or long nuclei in a thin stack, has few whole ones). Where the blobs' axial profiles
     show the image blur-limited along z (:mod:`bigseg.diameter._blur`), they are measured as such
-    (returned: the diameter, and whether they were).
+    (returned: the diameter, whether they were, and the blobs' median axial r75/r50 where 4 gave it).
     """
     ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs) for i in e.in_mode(d0)]
     chosen = sorted(ranked)[:_MAX_MEASURED]
     mine = [(e, np.array([i for _, kk, i in chosen if kk == k], dtype=np.intp)) for k, e in enumerate(evs)]
     mine = [(e, m) for e, m in mine if len(m)]
     q_z = [q for e, m in mine for q in _axial_shape(e, d0, m)]
-    blurred = len(q_z) >= _MIN_BLOBS and float(np.median(q_z)) <= BLUR_LIMITED_Q
+    axial = float(np.median(q_z)) if len(q_z) >= _MIN_BLOBS else None
+    blurred = axial is not None and axial <= BLUR_LIMITED_Q
     diam: list[float] = []
     cut: list[bool] = []
     for e, m in mine:
@@ -521,7 +531,7 @@ def _refine(evs: list[_Evidence], d0: float) -> tuple[float, bool]:
         cut += c
     d_all, is_cut = np.array(diam), np.array(cut, bool)
     use = d_all[~is_cut] if int(np.count_nonzero(~is_cut)) >= _MIN_BLOBS else d_all
-    return (float(np.median(use)) if len(use) else d0), blurred
+    return (float(np.median(use)) if len(use) else d0), blurred, axial
 
 
 def _axial_shape(ev: _Evidence, d0: float, mine: np.ndarray) -> list[float]:

@@ -75,6 +75,8 @@ def test_a_blur_limited_image_is_recognised_and_recorded(name: str, limited: boo
     vol = make_panel_volume([c for c in PANEL if c.name == name][0])
     est = log_diameter(vol.image, vol.voxel_size)
     assert est.blur_limited is limited and est.as_dict()["blur_limited"] is limited
+    assert est.axial_shape is not None and (est.axial_shape <= 0.766) is limited  # the evidence, recorded
+    assert est.as_dict()["axial_shape"] == pytest.approx(est.axial_shape, abs=1e-3)
     assert abs(math.log(est.diameter_um / vol.true_diameter_um)) <= math.log(1.25)
 
 
