@@ -18,7 +18,10 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
        (one bright region is not a nucleus size), or two strong modes (two populations)
     -> one clear mode: measured, not read off σ: the median equivalent-sphere diameter of its
        blobs' half-maximum regions (:func:`_refine`; σ per diameter depends on blur, crowding, texture);
-       a region cut by the image's faces is measured from its whole half where few whole ones remain
+       a region cut by the image's faces is measured from its whole half where few whole ones remain;
+       where the blobs' axial profiles are nearly a Gaussian's (the image blur-limited along z,
+       :mod:`bigseg.diameter._blur`), from each blob's true peak in the unsmoothed image, z no longer
+       than across
 
 A stored volume (:func:`bigseg.diameter._volume.volume_log_diameter`) is examined on the working
 grid its whole image would get, read within a bounded memory: the whole pyramid level where it
@@ -33,11 +36,11 @@ the domain-randomised mode, nuclei 2-40 voxels across, z/xy anisotropy 1-8,
 sparse to crowded; ``benchmarks/diameter_panel.py`` prints the table).
 Known limits: dark nuclei on a bright background (the ``em-like`` preset)
 are out of scope (the bright blobs there are the neuropil): an image
-without a bright intensity tail is refused; and where the point-spread
-function is as large as the nuclei (mesoSPIM: 4 µm sd across and 10 µm along z
-for 15 µm nuclei) the blurred blobs are measured, 1.35-1.5x the labelled size
-(the axial blur alone is cut off by ``_MAX_ELONGATION``; it is the lateral blur
-on top of it that the image cannot tell from a larger nucleus).
+without a bright intensity tail is refused. Past a blur of half the nuclei's
+radius a blob's profile is a Gaussian's, so blur and size cannot be separated:
+a blur-limited image (mesoSPIM: 4 µm sd across and 10 µm along z for 15 µm
+nuclei, read 1.06-1.13x) is read with the isotropic prior along z, and a
+nucleus truly longer in z there is read short.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from bigseg.diameter._blur import BLUR_LIMITED_Q, core_peak
 from bigseg.errors import InputError
 
 __all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter"]
@@ -126,6 +130,12 @@ class LogDiameterEstimate:
         Voxel size of the isotropic working grid, µm.
     seconds : float
         Wall time (not compared).
+    blur_limited : bool
+        The blobs' axial profiles showed the image blur-limited along z, and they were measured as
+        such (:mod:`bigseg.diameter._blur`).
+    axial_shape : float or None
+        The evidence for it: the measured blobs' median r75/r50 along z (a Gaussian blob's is 0.644,
+        a sharp ball's near 1); None where fewer than 4 blobs gave it.
     """
 
     diameter_um: float
@@ -133,12 +143,16 @@ class LogDiameterEstimate:
     n_blobs: int
     work_voxel_um: float
     seconds: float = field(default=0.0, compare=False)
+    blur_limited: bool = False
+    axial_shape: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (for the run's metadata)."""
         return {
             "method": "log-scale-selection", "diameter_um": round(self.diameter_um, 3), "n_blobs": self.n_blobs,
             "work_voxel_um": round(self.work_voxel_um, 4), "seconds": round(self.seconds, 2),
+            "blur_limited": self.blur_limited,
+            "axial_shape": None if self.axial_shape is None else round(self.axial_shape, 3),
             "modes": [[round(m.diameter_um, 3), m.n_blobs, round(m.weight, 3)] for m in self.modes],
         }
 
@@ -454,11 +468,13 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
             tuple(m.diameter_um for m in modes),
         )
     # The LoG scale finds the nuclei and their size to within a factor; their half-maximum regions measure it.
-    modes[0] = BlobScale(_refine(evs, modes[0].diameter_um / work_um) * work_um, modes[0].n_blobs, modes[0].weight)
+    measured, blurred, axial = _refine(evs, modes[0].diameter_um / work_um)
+    modes[0] = BlobScale(measured * work_um, modes[0].n_blobs, modes[0].weight)
     seconds = time.perf_counter() - t0
-    est = LogDiameterEstimate(modes[0].diameter_um, tuple(modes), int(len(val)), work_um, seconds)
-    logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s; %.1fs)", est.diameter_um,
-                est.n_blobs, listing, seconds)
+    est = LogDiameterEstimate(modes[0].diameter_um, tuple(modes), int(len(val)), work_um, seconds, blurred, axial)
+    logger.info("diameter from LoG scale selection: %.3g µm (%d blobs; modes %s%s; %.1fs)", est.diameter_um,
+                est.n_blobs, listing, f"; blur-limited along z (axial r75/r50 {axial:.2f}): measured as such"
+                if blurred else "", seconds)
     return est
 
 
@@ -491,39 +507,74 @@ _MAX_MEASURED = 300
 _MAX_ELONGATION = 1.5
 
 
-def _refine(evs: list[_Evidence], d0: float) -> float:
+def _refine(evs: list[_Evidence], d0: float) -> tuple[float, bool, float | None]:
     """The leading mode's diameter (``d0`` working voxels by its LoG scale) measured from the
     half-maximum regions of its strongest ``_MAX_MEASURED`` blobs, over all the images of ``evs``
     (:func:`_measure`): the median of the whole ones where there are at least ``_MIN_BLOBS``, else of
     all, those cut by an image's faces measured from their whole half (a volume only a few nuclei
-    across, or long nuclei in a thin stack, has few whole ones).
+    across, or long nuclei in a thin stack, has few whole ones). Where the blobs' axial profiles
+    show the image blur-limited along z (:mod:`bigseg.diameter._blur`), they are measured as such
+    (returned: the diameter, whether they were, and the blobs' median axial r75/r50 where 4 gave it).
     """
     ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs) for i in e.in_mode(d0)]
     chosen = sorted(ranked)[:_MAX_MEASURED]
+    mine = [(e, np.array([i for _, kk, i in chosen if kk == k], dtype=np.intp)) for k, e in enumerate(evs)]
+    mine = [(e, m) for e, m in mine if len(m)]
+    q_z = [q for e, m in mine for q in _axial_shape(e, d0, m)]
+    axial = float(np.median(q_z)) if len(q_z) >= _MIN_BLOBS else None
+    blurred = axial is not None and axial <= BLUR_LIMITED_Q
     diam: list[float] = []
     cut: list[bool] = []
-    for k, e in enumerate(evs):
-        mine = np.array([i for _, kk, i in chosen if kk == k], dtype=np.intp)
-        if len(mine):
-            d, c = _measure(e, d0, mine)
-            diam += d
-            cut += c
+    for e, m in mine:
+        d, c = _measure(e, d0, m, blurred=blurred)
+        diam += d
+        cut += c
     d_all, is_cut = np.array(diam), np.array(cut, bool)
     use = d_all[~is_cut] if int(np.count_nonzero(~is_cut)) >= _MIN_BLOBS else d_all
-    return float(np.median(use)) if len(use) else d0
+    return (float(np.median(use)) if len(use) else d0), blurred, axial
 
 
-def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], list[bool]]:
+def _axial_shape(ev: _Evidence, d0: float, mine: np.ndarray) -> list[float]:
+    """r75/r50 along z of the whole regions of blobs ``mine`` (levels from each blob's true peak, in the
+    unsmoothed image): the z profile's shape (:mod:`bigseg.diameter._blur`)."""
+    half = {i: semi for i, semi, cut, _ in _regions(ev, d0, mine, blurred=True) if not cut}
+    high = {i: semi for i, semi, cut, _ in _regions(ev, d0, mine, blurred=True, level=0.75) if not cut}
+    return [high[i][0] / half[i][0] for i in half if i in high]
+
+
+def _measure(ev: _Evidence, d0: float, mine: np.ndarray, *, blurred: bool = False) -> tuple[list[float], list[bool]]:
     """Equivalent-sphere diameters (working voxels) of the half-maximum regions of blobs ``mine`` of
-    ``ev``, and whether each is cut by the image's faces.
+    ``ev`` (:func:`_regions`), and whether each is cut by the image's faces: whole, its voxels; cut,
+    the ellipsoid of its semi-axes. Its z extent is cut to ``_MAX_ELONGATION`` times the lateral one,
+    or where the image is ``blurred`` (blur-limited along z: the z extent shows the point-spread
+    function, not the nucleus) to the lateral one.
+    """
+    cap = 1.0 if blurred else _MAX_ELONGATION
+    diam, cuts = [], []
+    for _, semi, cut, count in _regions(ev, d0, mine, blurred=blurred):
+        vol = 4 / 3 * math.pi * semi[0] * semi[1] * semi[2] if cut else count
+        lateral = math.sqrt(semi[1] * semi[2])
+        if semi[0] > cap * lateral:
+            vol *= cap * lateral / semi[0]
+        diam.append((6 * vol / math.pi) ** (1 / 3))
+        cuts.append(cut)
+    return diam, cuts
+
+
+def _regions(ev: _Evidence, d0: float, mine: np.ndarray, *, blurred: bool,
+             level: float = 0.5) -> list[tuple[int, list[float], bool, float]]:
+    """(blob, semi-axes, cut, voxel count) of the regions of blobs ``mine`` of ``ev`` (working voxels).
 
     The LoG scale locates the nuclei and sizes them within a factor, but its σ per diameter depends on
     blur, crowding and texture. So each blob (``d0`` across) is measured in the image smoothed at a
     quarter of its radius (chromatin grains, several times smaller, average out): the voxels within
     ``d0`` of its centre that are nearer to it than to any other blob of at least ``d0 / _MODE_FACTOR``
-    (touching neighbours are split) and above half-way between the local background (10th percentile
-    of the box) and its core's median, connected to the core. A region cut by the image's faces is
-    measured from its whole half (:func:`_semi_axes`); one whose centre lies outside is left out.
+    (touching neighbours are split) and above ``level`` of the way from the local background (10th
+    percentile of the box) to its core's median, connected to the core. Where the image is ``blurred``
+    the blobs are rounded, and the smoothing and the median would widen them: the image is not
+    smoothed and the level is taken from the true peak (:func:`bigseg.diameter._blur.core_peak`). A
+    region cut by the image's faces is measured from its whole half (:func:`_semi_axes`); one whose
+    centre lies outside is left out.
     """
     from scipy.spatial import cKDTree
 
@@ -537,13 +588,13 @@ def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], l
         n = [m // f for m in work.shape]
         grid = work[: f * n[0], : f * n[1], : f * n[2]].reshape(n[0], f, n[1], f, n[2], f).mean(axis=(1, 3, 5))
     rg = r0 / f
-    smooth = ndi.gaussian_filter(grid, max(0.25 * rg, 0.5), mode="nearest")
+    smooth = grid if blurred else ndi.gaussian_filter(grid, max(0.25 * rg, 0.5), mode="nearest")
     shape = np.array(smooth.shape)
     cen = (pos + 0.5) / f - 0.5
     marker_idx = np.flatnonzero(_D_PER_SIGMA * sig >= d0 / _MODE_FACTOR)
     tree = cKDTree(cen[marker_idx])
     reach = int(math.ceil(2 * rg)) + 1
-    diam, cuts = [], []
+    out = []
     for i in mine:
         c = np.clip(np.round(cen[i]).astype(int), 0, shape - 1)
         lo, hi = np.maximum(c - reach, 0), np.minimum(c + reach + 1, shape)
@@ -552,10 +603,11 @@ def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], l
                            indexing="ij", sparse=True)
         dist = np.sqrt(axes[0] ** 2 + axes[1] ** 2 + axes[2] ** 2)
         core = dist <= max(0.5 * rg, 1.0)
-        peak, bg = float(np.median(box[core])), float(np.percentile(box, 10))
+        peak = core_peak(box, axes, dist <= max(0.5 * rg, 2.0)) if blurred else float(np.median(box[core]))
+        bg = float(np.percentile(box, 10))
         if not peak > bg:
             continue
-        region = (box > bg + 0.5 * (peak - bg)) & (dist <= 2 * rg)
+        region = (box > bg + level * (peak - bg)) & (dist <= 2 * rg)
         cand = np.argwhere(region)
         _, nearest = tree.query(cand + lo)
         region[tuple(cand[marker_idx[nearest] != i].T)] = False
@@ -568,14 +620,8 @@ def _measure(ev: _Evidence, d0: float, mine: np.ndarray) -> tuple[list[float], l
         semi, cut = _semi_axes(tuple(w + a for w, a in zip(where, lo)), shape)
         if semi is None:
             continue
-        # Whole: its voxels; cut by a face: the ellipsoid of its semi-axes.
-        vol = 4 / 3 * math.pi * semi[0] * semi[1] * semi[2] if cut else float(where[0].size)
-        lateral = math.sqrt(semi[1] * semi[2])
-        if semi[0] > _MAX_ELONGATION * lateral:
-            vol *= _MAX_ELONGATION * lateral / semi[0]
-        diam.append((6 * vol / math.pi) ** (1 / 3) * f)
-        cuts.append(cut)
-    return diam, cuts
+        out.append((int(i), [s * f for s in semi], cut, float(where[0].size) * f**3))
+    return out
 
 
 def _semi_axes(where: tuple[np.ndarray, ...], shape: np.ndarray) -> tuple[list[float] | None, bool]:
