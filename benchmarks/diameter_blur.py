@@ -42,7 +42,6 @@ import edt
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import brentq
-from scipy.spatial import cKDTree
 from scipy.special import erf
 
 from bigseg.diameter import _log
@@ -89,58 +88,11 @@ def rendered_balls() -> None:
 def _regions(ev: _log._Evidence, d0: float, mine: np.ndarray, *, quad: bool,
              level: float = 0.5) -> list[tuple[int, list[float], float]]:
     """Whole regions above ``level`` (0.5: half-maximum) of blobs ``mine``: (blob, semi-axes, voxel
-    count), on ``_log._measure``'s grid (working voxels). ``quad=False`` is the sharp rule;
-    ``quad=True`` the level half-way to a quadratic fit of the unsmoothed core at the centre (the
-    blur-limited rule's)."""
-    work, pos, sig = ev.work, ev.pos, ev.sig
-    r0, f = d0 / 2, 1
-    while r0 / (2 * f) >= 6 and min(work.shape) // (2 * f) >= 8:
-        f *= 2
-    grid = work
-    if f > 1:
-        n = [m // f for m in work.shape]
-        grid = work[: f * n[0], : f * n[1], : f * n[2]].reshape(n[0], f, n[1], f, n[2], f).mean(axis=(1, 3, 5))
-    rg = r0 / f
-    img = grid if quad else ndi.gaussian_filter(grid, max(0.25 * rg, 0.5), mode="nearest")
-    shape = np.array(img.shape)
-    cen = (pos + 0.5) / f - 0.5
-    markers = np.flatnonzero(_log._D_PER_SIGMA * sig >= d0 / _log._MODE_FACTOR)
-    tree = cKDTree(cen[markers])
-    reach = int(math.ceil(2 * rg)) + 1
-    out = []
-    for i in mine:
-        ci = np.clip(np.round(cen[i]).astype(int), 0, shape - 1)
-        lo, hi = np.maximum(ci - reach, 0), np.minimum(ci + reach + 1, shape)
-        box = img[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        axes = np.meshgrid(*[np.arange(a, b, dtype=np.float64) - cc for a, b, cc in zip(lo, hi, cen[i])],
-                           indexing="ij", sparse=True)
-        dist = np.sqrt(axes[0] ** 2 + axes[1] ** 2 + axes[2] ** 2)
-        core = dist <= max(0.5 * rg, 1.0)
-        if quad:  # over at least 33 voxels for the 10 coefficients
-            fit = dist <= max(0.5 * rg, 2.0)
-            p = [np.broadcast_to(a, box.shape)[fit] for a in axes]
-            design = np.stack([np.ones_like(p[0]), *p, p[0] ** 2, p[1] ** 2, p[2] ** 2, p[0] * p[1], p[0] * p[2],
-                               p[1] * p[2]], axis=1)
-            peak = float(np.linalg.lstsq(design, box[fit].astype(np.float64), rcond=None)[0][0])
-        else:
-            peak = float(np.median(box[core]))
-        bg = float(np.percentile(box, 10))
-        if not peak > bg:
-            continue
-        region = (box > bg + level * (peak - bg)) & (dist <= 2 * rg)
-        cand = np.argwhere(region)
-        _, nearest = tree.query(cand + lo)
-        region[tuple(cand[markers[nearest] != i].T)] = False
-        lab, _ = ndi.label(region)
-        seeds = lab[core & region]
-        if seeds.size == 0:
-            continue
-        ids, counts = np.unique(seeds, return_counts=True)
-        where = np.nonzero(lab == ids[np.argmax(counts)])
-        semi, cut = _log._semi_axes(tuple(w + a for w, a in zip(where, lo)), shape)
-        if semi is not None and not cut:
-            out.append((int(i), [s * f for s in semi], float(where[0].size) * f**3))
-    return out
+    count), measured as ``_log._regions`` measures them (working voxels). ``quad=False`` is the sharp
+    rule; ``quad=True`` the level half-way to a quadratic fit of the unsmoothed core at the centre
+    (the blur-limited rule's)."""
+    return [(i, semi, count) for i, semi, cut, count in _log._regions(ev, d0, mine, blurred=quad, level=level)
+            if not cut]
 
 
 def _diameter(semi: list[float], count: float, *, z_as_lateral: bool) -> float:
