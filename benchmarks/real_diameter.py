@@ -38,7 +38,9 @@ def _run(label: str, fn, true: float | None) -> None:  # type: ignore[no-untyped
         return
     modes = ", ".join(f"{m.diameter_um:.3g} µm ({m.n_blobs} blobs, {m.weight:.0%})" for m in est.modes[:3])
     ratio = f"  ratio {est.diameter_um / true:.2f}" if true else ""
-    print(f"  {label:14s} {est.diameter_um:6.2f} µm{ratio}  modes: {modes}  ({time.perf_counter() - t0:.1f} s)",
+    shape = "-" if est.axial_shape is None else f"{est.axial_shape:.3f}"
+    blur = f"  axial r75/r50 {shape}{' (blur-limited)' if est.blur_limited else ''}"
+    print(f"  {label:14s} {est.diameter_um:6.2f} µm{ratio}  modes: {modes}{blur}  ({time.perf_counter() - t0:.1f} s)",
           flush=True)
 
 
