@@ -8,6 +8,8 @@ size filter; the size filter (a tenth of a nucleus' volume) is then applied afte
 * ``cut kept``: objects touching a face of the volume are kept whatever their size (the
   pipeline's rule).
 
+Sizes and face contact are the run's own object table (``voxel_count``, ``touches_border``).
+
 Both are scored at IoU 0.5 and 0.75 against every true object of the crop, fragments at the
 faces included (how a labelled crop is scored when nothing is left out).
 
@@ -24,6 +26,7 @@ import math
 import tempfile
 
 import numpy as np
+import pyarrow.parquet as pq
 import tifffile
 
 from bigseg.evaluate import evaluate
@@ -31,12 +34,6 @@ from bigseg.io import open_volume
 from bigseg.pipeline import segment
 from bigseg.synth import synthesize
 from bigseg.synth._api import resolve_params
-
-
-def _face_ids(labels: np.ndarray) -> np.ndarray:
-    faces = [np.take(labels, i, axis=a) for a in range(3) for i in (0, -1)]
-    ids = np.unique(np.concatenate([f.ravel() for f in faces]))
-    return ids[ids != 0]
 
 
 def main() -> None:
@@ -58,9 +55,10 @@ def main() -> None:
                 result = segment(src, f"{tmp}/{preset}-{seed}.zarr", voxel_size=vs, scheduler="sync",
                                  diameter_um=d, min_volume_um3=0.0)
                 pred = open_volume(result.labels_url).read_level(0)
-                ids, counts = np.unique(pred[pred > 0], return_counts=True)
-                big = counts >= 0.1 * math.pi / 6 * d**3 / float(np.prod(vs))
-                cut = np.isin(ids, _face_ids(pred))
+                table = pq.read_table(result.table_url, columns=["id", "voxel_count", "touches_border"])
+                ids = table["id"].to_numpy()
+                big = table["voxel_count"].to_numpy() >= 0.1 * math.pi / 6 * d**3 / float(np.prod(vs))
+                cut = table["touches_border"].to_numpy()
                 cells = []
                 for name, keep in (("filtered", big), ("cut kept", big | cut)):
                     lut = np.zeros(int(pred.max(initial=0)) + 1, dtype=np.uint32)
