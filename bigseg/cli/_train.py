@@ -75,6 +75,10 @@ def _train(
     init: str | None = typer.Option(
         None, "--init", help="Start from this model package's weights (a path, or 'default'): fine-tuning."
     ),
+    init_other_scale: bool = typer.Option(
+        False, "--init-other-scale", help="Let --init be a model trained at another nucleus scale (voxels per "
+        "diameter): its weights start a model of this run's scale."
+    ),
 ) -> None:
     """Train a 3D network (BCD or semantic head) and write a model package to OUT/model.
 
@@ -113,7 +117,7 @@ def _train(
         infer_patch_size=infer_patch_size or default_infer_patch_size(architecture, kwargs), preset_fraction=preset_fraction,
         presets=tuple(presets) if presets else PRESET_NAMES, preset_max_downsample=preset_max_downsample,
         refresh_every=refresh_every,
-        init=init, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
+        init=init, init_other_scale=init_other_scale, tune_decoding=tune_decoding, scale_range=scale_range, anisotropy_range=anisotropy_range,
         max_upsample=max_upsample, distance_alpha=distance_alpha, device=device, command=_command_line(ctx),
     )
 

@@ -64,7 +64,9 @@ class TrainConfig:
     ``diameter_um`` describe the model's scale (the synthetic nuclei are
     ``diameter_um / voxel_size`` voxels across). ``init`` names a model
     package (path or shipped name) whose weights the run starts from
-    (fine-tuning); its architecture, head and scale must be the run's.
+    (fine-tuning); its architecture, head and scale must be the run's, unless
+    ``init_other_scale`` says the run moves it to another nucleus scale (its
+    weights are then only the starting point: transfer learning).
     ``tune_decoding`` chooses the card's decoding thresholds on synthetic
     volumes at the end (:func:`bigseg.train.choose_decoding`).
 
@@ -119,6 +121,7 @@ class TrainConfig:
     infer_patch_size: tuple[int, int, int] = (INFER_PATCH, INFER_PATCH, INFER_PATCH)
     halo: tuple[int, int, int] = (16, 16, 16)
     init: str | None = None
+    init_other_scale: bool = False
     tune_decoding: bool = True
     device: str = "cpu"
     command: str = ""

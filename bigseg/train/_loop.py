@@ -175,8 +175,11 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
     if cfg.pairs:
         data = (data + "; " if data else "") + ", ".join(p.image for p in cfg.pairs)
     if cfg.init:
-        base = load_model_package(cfg.init).card.name  # "default" names a different model in each release
+        base_card = load_model_package(cfg.init).card
+        base = base_card.name  # "default" names a different model in each release
         data += f"; fine-tuned from {cfg.init}" + (f" ({base})" if base != cfg.init else "")
+        if (tuple(base_card.voxel_size), base_card.diameter_um) != (tuple(cfg.voxel_size), cfg.diameter_um):
+            data += f", trained at nuclei {base_card.diameter_um} µm across in {tuple(base_card.voxel_size)} µm voxels"
     return ModelCard(
         name=cfg.name, architecture=cfg.architecture,  # type: ignore[arg-type]
         # All arguments, defaults included: the package must not depend on the registry's defaults.
@@ -324,11 +327,12 @@ def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
             f"Pass --architecture {card.architecture} --head {card.head} --arch-kwargs '{json.dumps(theirs[1])}'"
         )
     scale = (tuple(card.voxel_size), float(card.diameter_um))
-    if scale != (tuple(cfg.voxel_size), float(cfg.diameter_um)):
+    if scale != (tuple(cfg.voxel_size), float(cfg.diameter_um)) and not cfg.init_other_scale:
         raise InputError(
             f"--init {cfg.init!r} was trained at nuclei {card.diameter_um} µm across in {card.voxel_size} µm "
             f"voxels; this run's scale is {cfg.diameter_um} µm in {cfg.voxel_size} µm voxels. "
-            f"Pass --model-diameter {card.diameter_um} (and the same model voxel size) to fine-tune it"
+            f"Pass --model-diameter {card.diameter_um} (and the same model voxel size) to fine-tune it, "
+            "or --init-other-scale to start a model of this run's scale from its weights"
         )
     net.load_state_dict(loaded.network.state_dict())
     logger.info("starting from the weights of %s (%s)", card.name, loaded.source)

@@ -113,6 +113,13 @@ def test_init_starts_from_a_package_and_checks_it_fits(tmp_path: Path, tiny: dic
         train(TrainConfig(out=str(tmp_path / "w"), steps=1, init=str(base.package), **wider))
     with pytest.raises(InputError, match=r"trained at nuclei 6.0 µm .* Pass --model-diameter 6.0"):
         train(TrainConfig(out=str(tmp_path / "d"), steps=1, init=str(base.package), **{**tiny, "diameter_um": 9.0}))
+    # Moving it to another scale on purpose: its weights start the run, and the card says where they came from.
+    moved = train(TrainConfig(out=str(tmp_path / "m"), steps=1, val_every=1, checkpoint_every=1, lr=1e-12,
+                              init=str(base.package), init_other_scale=True,
+                              **{**tiny, "diameter_um": 9.0}))
+    m = load_model_package(moved.package)
+    assert m.card.diameter_um == 9.0 and all(torch.allclose(a[k], m.network.state_dict()[k], atol=1e-6) for k in weights)
+    assert "trained at nuclei 6.0 µm across" in m.card.provenance.data
 
 
 def test_train_on_labelled_files(tmp_path: Path, tiny: dict) -> None:
