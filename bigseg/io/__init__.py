@@ -16,6 +16,8 @@ from bigseg.io._levels import (
 from bigseg.io._open import open_volume
 from bigseg.io._pyramid import default_factors, downsample
 from bigseg.io._store import (
+    FileIdentity,
+    file_identity,
     forget_handles,
     get_fs,
     is_local,
@@ -32,6 +34,7 @@ from bigseg.io._writer import ImageWriter
 
 __all__ = [
     "MAX_READ_VOXELS",
+    "FileIdentity",
     "ImageWriter",
     "Levels",
     "Volume",
@@ -47,6 +50,7 @@ __all__ = [
     "default_factors",
     "describe_image",
     "downsample",
+    "file_identity",
     "forget_handles",
     "get_fs",
     "is_complete",

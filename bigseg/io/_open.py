@@ -129,6 +129,7 @@ def _open_plain_array(
         source=src, kind="zarr", level_urls=(src,), axes=axes, fixed=fixed, level_shapes=(shape,),
         level_voxel_sizes=sizes, level=0, channel=channel, dtype=str(arr.dtype), chunk_shape=chunk,
         level_chunk_shapes=(chunk,), ngff_version=version, storage_options=dict(so or {}) or None,
+        metadata_urls=(_metadata_url(src, arr),),
     )  # fmt: skip
 
 
@@ -187,12 +188,22 @@ def _open_ome_group(
     chunks = tuple(_spatial(a.chunks, fixed) for a in arrays)
     level = _check_level(level, len(arrays), image_url)
     sizes = _level_voxel_sizes(list(ms.voxel_sizes), shapes, level, override, image_url)
+    level_urls = tuple(join_url(image_url, p) for p in ms.paths)
     return Volume(
-        source=src, kind="zarr", level_urls=tuple(join_url(image_url, p) for p in ms.paths), axes=axes,
+        source=src, kind="zarr", level_urls=level_urls, axes=axes,
         fixed=fixed, level_shapes=shapes, level_voxel_sizes=sizes, level=level, channel=channel,
         dtype=str(arrays[0].dtype), chunk_shape=chunks[level], level_chunk_shapes=chunks,
         ngff_version=ms.version, storage_options=dict(so or {}) or None,
+        metadata_urls=(_metadata_url(image_url, image), *map(_metadata_url, level_urls, arrays)),
     )  # fmt: skip
+
+
+def _metadata_url(url: str, node: Any) -> str:
+    """The document holding the metadata of the zarr array or group ``node`` at ``url``: ``zarr.json``
+    (v3); for v2 an array's ``.zarray`` and a group's ``.zattrs`` (where OME-Zarr 0.4 keeps its own)."""
+    if node.metadata.zarr_format == 3:
+        return join_url(url, "zarr.json")
+    return join_url(url, ".zarray" if isinstance(node, zarr.Array) else ".zattrs")
 
 
 def _ome_axes(ms: Multiscale, ndim: int, url: str) -> str:

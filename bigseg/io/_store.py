@@ -17,6 +17,8 @@ import logging
 import os
 import shutil
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -26,7 +28,9 @@ import zarr.storage
 from bigseg.errors import InputError
 
 __all__ = [
+    "FileIdentity",
     "FrozenOptions",
+    "file_identity",
     "forget_handles",
     "freeze_options",
     "get_fs",
@@ -94,6 +98,74 @@ def get_fs(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[
     import fsspec
 
     return fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """What tells the file now at a URL from one written there before (see :func:`file_identity`).
+
+    Attributes
+    ----------
+    size : int or None
+        Bytes.
+    modified : int or None
+        Local: modification time in ns. Remote: whole seconds since the epoch (an object store's
+        listing and its HEAD answer give the time at different precisions), ``None`` where the
+        filesystem gives no time.
+    tag : str
+        Remote: the ETag where the filesystem gives one (S3: the MD5 of the bytes, so the same bytes
+        written again keep it; only ``modified`` changes), else ``""``.
+    inode : int or None
+        Local only.
+    """
+
+    size: int | None
+    modified: int | None
+    tag: str = ""
+    inode: int | None = None
+
+    def recorded(self) -> list[Any]:
+        """``[size, modified]`` (remote with an ETag: ``[size, modified, tag]``), as a run's fingerprint
+        records it: without the inode, which names the disk's slot rather than the content."""
+        return [self.size, self.modified, self.tag] if self.tag else [self.size, self.modified]
+
+
+_TAG_KEYS = ("ETag", "etag")
+_TIME_KEYS = ("LastModified", "last_modified", "mtime", "updated", "created")
+
+
+def file_identity(url: str, storage_options: Mapping[str, Any] | None = None) -> FileIdentity:
+    """The :class:`FileIdentity` of the file at ``url``: inode, size and modification time (ns) of a local
+    file; size, ETag and modification time (s) of a remote one, as the filesystem reports them.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``url``.
+    """
+    if is_local(url):
+        st = os.stat(url)
+        return FileIdentity(st.st_size, st.st_mtime_ns, inode=st.st_ino)
+    fs, path = get_fs(url, storage_options)
+    info = fs.info(path)
+    tag = next((str(info[k]) for k in _TAG_KEYS if info.get(k)), "")
+    when = next((info[k] for k in _TIME_KEYS if info.get(k)), None)
+    size = info.get("size")
+    return FileIdentity(None if size is None else int(size), _whole_seconds(when), tag)
+
+
+def _whole_seconds(when: Any) -> int | None:
+    """A remote modification time (datetime, epoch number or ISO text) as whole seconds since the epoch."""
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(when, datetime):
+        return int(when.timestamp())
+    if isinstance(when, (int, float)):
+        return int(when)
+    return None
 
 
 def make_store(url: str, storage_options: Mapping[str, Any] | None = None, *, read_only: bool) -> Any:

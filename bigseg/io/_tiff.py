@@ -3,7 +3,7 @@
 Each level is read through ``series.aszarr(level=...)``, a read-only zarr
 store over the file that decodes only the pages/tiles a read touches. The
 file is opened once per process and kept open (read-only), keyed by its
-identity as well as its URL (:func:`file_identity`): a file written anew at the
+identity as well as its URL (:func:`~bigseg.io._store.file_identity`): a file written anew at the
 same path (an export re-run in the same notebook) is opened anew, not read
 through the old handle.
 """
@@ -11,7 +11,6 @@ through the old handle.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -21,14 +20,14 @@ import zarr
 
 from bigseg.errors import InputError
 from bigseg.io._ngff import unit_to_um
-from bigseg.io._store import freeze_options, get_fs, is_local
+from bigseg.io._store import FileIdentity, file_identity, freeze_options, get_fs, is_local
 
-__all__ = ["TiffInfo", "file_identity", "inspect_tiff", "open_tiff_level"]
+__all__ = ["TiffInfo", "inspect_tiff", "open_tiff_level"]
 
 log = logging.getLogger(__name__)
 
-_OPEN: dict[tuple[str, Any], tuple[tuple[Any, ...], Any]] = {}
-_ARRAYS: dict[tuple[str, Any, tuple[Any, ...], int, int], Any] = {}
+_OPEN: dict[tuple[str, Any], tuple[FileIdentity, Any]] = {}
+_ARRAYS: dict[tuple[str, Any, FileIdentity, int, int], Any] = {}
 _LOCK = threading.RLock()
 
 # tifffile axis codes -> bigseg axes; "Q"/"I" (unknown, sequence) become z when there is no Z.
@@ -44,34 +43,31 @@ class TiffInfo:
     level_chunks: tuple[tuple[int, ...], ...]
     dtype: str
     voxel_size: tuple[float, float, float] | None
-    identity: tuple[Any, ...] = ()
+    identity: FileIdentity | None = None
 
 
-def file_identity(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, ...]:
-    """What tells the file now at ``url`` from one written there before: inode, size and
-    modification time of a local file; size and ETag (or modification time) of a remote one."""
-    if is_local(url):
-        st = os.stat(url)
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-    fs, path = get_fs(url, storage_options)
-    info = fs.info(path)
-    stamp = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified", "last_modified") if info.get(k)), "")
-    return (info.get("size"), str(stamp))
+def _tiff_file(
+    url: str, storage_options: Mapping[str, Any] | None, identity: FileIdentity | None = None,
+) -> tuple[FileIdentity, Any]:
+    """The open TIFF at ``url`` as it was when ``identity`` was taken (``None``: as it is now), and that
+    identity; a handle to an older file there is closed.
 
-
-def _tiff_file(url: str, storage_options: Mapping[str, Any] | None, identity: tuple[Any, ...]) -> Any:
-    """The open TIFF at ``url`` as it was when ``identity`` was taken; a handle to an older file there is closed."""
+    The file's identity is looked at once: to take it (``identity`` None), or to check a given one
+    before opening the file (not when a handle to that same identity is already open).
+    """
     import tifffile
 
     key = (url, freeze_options(storage_options))
     with _LOCK:
         held = _OPEN.get(key)
-        if held is not None and held[0] == identity:
-            return held[1]
-        if file_identity(url, storage_options) != identity:
+        if identity is None:
+            identity = file_identity(url, storage_options)
+        elif (held is None or held[0] != identity) and file_identity(url, storage_options) != identity:
             raise InputError(
                 f"TIFF {url!r} was written anew since it was opened (size or modification time changed); "
                 "open it again (a run started on the old file cannot continue on the new one)")
+        if held is not None and held[0] == identity:
+            return identity, held[1]
         if held is not None:
             held[1].close()
             for old in [k for k in _ARRAYS if k[:2] == key]:
@@ -82,21 +78,21 @@ def _tiff_file(url: str, storage_options: Mapping[str, Any] | None, identity: tu
             fs, path = get_fs(url, storage_options)
             tif = tifffile.TiffFile(fs.open(path, "rb"), name=path.rsplit("/", 1)[-1])
         _OPEN[key] = (identity, tif)
-        return tif
+        return identity, tif
 
 
 def open_tiff_level(
     url: str, series: int, level: int, storage_options: Mapping[str, Any] | None = None,
-    identity: tuple[Any, ...] | None = None,
+    identity: FileIdentity | None = None,
 ) -> Any:
     """A read-only zarr array over ``level`` of ``series`` of the TIFF at ``url``, as the file was when
-    ``identity`` (:func:`file_identity`; default: taken now) was taken."""
+    ``identity`` (:func:`~bigseg.io._store.file_identity`; default: taken now) was taken."""
     if identity is None:
         identity = file_identity(url, storage_options)
     key = (url, freeze_options(storage_options), identity, series, level)
     arr = _ARRAYS.get(key)
     if arr is None:
-        tif = _tiff_file(url, storage_options, identity)
+        _, tif = _tiff_file(url, storage_options, identity)
         with _LOCK:
             store = tif.series[series].aszarr(level=level, lock=_LOCK)
             arr = zarr.open_array(store, mode="r")
@@ -116,8 +112,7 @@ def _map_axes(codes: str) -> str:
 
 def inspect_tiff(url: str, storage_options: Mapping[str, Any] | None = None, series: int = 0) -> TiffInfo:
     """Axes, per-level shapes/chunks, dtype, (if recorded) voxel size in µm, and the file's identity."""
-    identity = file_identity(url, storage_options)
-    tif = _tiff_file(url, storage_options, identity)
+    identity, tif = _tiff_file(url, storage_options)  # one look at the file's identity per open
     if not 0 <= series < len(tif.series):
         raise InputError(f"TIFF {url!r} has {len(tif.series)} series, got series={series}")
     s = tif.series[series]

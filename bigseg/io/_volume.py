@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bigseg.errors import InputError
-from bigseg.io._store import open_array
+from bigseg.io._store import FileIdentity, open_array
 from bigseg.io._tiff import open_tiff_level
 from bigseg.tiling import Roi
 
@@ -62,9 +62,14 @@ class Volume:
         ``"0.4"``/``"0.5"`` for OME-Zarr, ``None`` otherwise.
     tiff_series : int
     storage_options : dict or None
-    tiff_identity : tuple or None
-        The TIFF file's identity when it was opened (``bigseg.io._tiff.file_identity``):
+    tiff_identity : FileIdentity or None
+        The TIFF file's identity when it was opened (``bigseg.io._store.file_identity``):
         every read, in any process, is of that file, not of one written at the same path since.
+    metadata_urls : tuple of str
+        zarr: the metadata documents that describe the image, the image group's (OME-Zarr) and
+        each level array's: ``zarr.json``, or for zarr v2 the group's ``.zattrs`` and the arrays'
+        ``.zarray``. Writing the image anew rewrites them; a run's fingerprint names their identity.
+        Empty for a TIFF.
     """
 
     source: str
@@ -82,7 +87,8 @@ class Volume:
     tiff_series: int = 0
     level_chunk_shapes: tuple[Shape3 | None, ...] = ()
     storage_options: dict[str, Any] | None = field(default=None, compare=False, hash=False)
-    tiff_identity: tuple[Any, ...] | None = field(default=None, compare=False, hash=False)
+    tiff_identity: FileIdentity | None = field(default=None, compare=False, hash=False)
+    metadata_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.level_urls)

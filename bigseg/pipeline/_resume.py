@@ -1,9 +1,9 @@
 """What an existing output is, and whether this run may continue it.
 
 A run records its *fingerprint* (kind, input URL, shape, dtype and voxel size,
-every configuration field that changes the result, and the model's content
-hash) in the ``bigseg`` attributes of the group it produces, when it creates
-it. Re-running on that output then:
+the identity of the input's files, every configuration field that changes the
+result, and the model's content hash) in the ``bigseg`` attributes of the group
+it produces, when it creates it. Re-running on that output then:
 
 - finishes it when the fingerprint is the same and it is not complete;
 - does nothing when it is complete (a scheduled job exits 0 at once);
@@ -13,6 +13,14 @@ it. Re-running on that output then:
 Execution settings (scheduler, workers, window, timeouts, retries, device) are
 not part of the fingerprint: a run may continue on another cluster.
 Storage options (credentials) are never recorded.
+
+The input's files are named by their :class:`~bigseg.io.FileIdentity` (size and
+modification time; remote: also the ETag), taken once per run by the driver: a
+TIFF's file, a zarr input's metadata documents (``zarr.json``; v2 ``.zattrs`` of
+the OME group, ``.zarray`` of each level). An input written anew at the same URL
+rewrites them, so a killed run is not continued on it. Chunks rewritten in place,
+metadata untouched, are not detected: that would mean listing every chunk of the
+input on each run.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any, Literal, Mapping
 
 from bigseg.config import SegmentConfig
 from bigseg.errors import OutputExistsError, OutputMismatchError
-from bigseg.io import Volume, is_local, open_group, path_exists
+from bigseg.io import Volume, file_identity, is_local, open_group, path_exists
 from bigseg.io._store import is_empty_dir
 from bigseg.pipeline._lock import LOCK_NAME
 
@@ -69,17 +77,28 @@ def segment_fingerprint(
 ) -> dict[str, Any]:
     """The fingerprint of a ``segment`` run (JSON-able; no storage options).
 
-    A predictor of the caller's own (``predictor_spec``) is named by its ``repr``. A TIFF input is
-    also named by its size and modification time (remote: size and ETag), so that a file written
-    anew at the same path is another input: a run is never resumed on it.
+    A predictor of the caller's own (``predictor_spec``) is named by its ``repr``. The input's files
+    are named by their identity (:meth:`~bigseg.io.FileIdentity.recorded`), so that an input written
+    anew at the same URL is another input and a run is never resumed on it:
+
+    - a TIFF: the file's size and modification time (remote: also its ETag), taken when it was opened;
+    - a zarr / OME-Zarr input: those of its metadata documents (``input.metadata``, by path under the
+      input URL; ``None`` for one that is absent), read here, once per run: the OME group's and each
+      level array's ``zarr.json`` (v2: ``.zattrs``, ``.zarray``). Writing the image anew (an export
+      re-run, ``zarr.create_array(..., overwrite=True)``) rewrites them. **Not detected**: chunks
+      rewritten in place with the metadata left untouched (noticing those would mean listing every
+      chunk of the input), and, on an object store, the same metadata bytes written again within
+      the same second (the ETag is the bytes' hash and the time has whole seconds).
     """
     extra = {"predictor_spec": repr(predictor_spec)} if predictor_spec is not None else {}
     source: dict[str, Any] = {
         "url": input_url, "shape": list(volume.shape), "dtype": str(volume.dtype),
         "voxel_size": list(volume.voxel_size),
     }
-    if volume.kind == "tiff" and volume.tiff_identity:
-        source["file"] = list(volume.tiff_identity[-2:])  # (size, mtime_ns) or (size, ETag): not the inode
+    if volume.kind == "tiff" and volume.tiff_identity is not None:
+        source["file"] = volume.tiff_identity.recorded()
+    if volume.metadata_urls:
+        source["metadata"] = _metadata_identity(volume)
     return {
         **extra,
         "kind": "segment",
@@ -87,6 +106,18 @@ def segment_fingerprint(
         "config": _run_config(cfg),
         "model": _model_identity(cfg),
     }
+
+
+def _metadata_identity(volume: Volume) -> dict[str, list[Any] | None]:
+    """``{path under the input URL: recorded identity}`` of the input's zarr metadata documents."""
+    out: dict[str, list[Any] | None] = {}
+    for url in volume.metadata_urls:
+        name = url[len(volume.source) + 1:] if url.startswith(volume.source + "/") else url
+        try:
+            out[name] = file_identity(url, volume.storage_options).recorded()
+        except FileNotFoundError:
+            out[name] = None
+    return out
 
 
 def decode_fingerprint(cfg: SegmentConfig, maps_url: str, label_name: str) -> dict[str, Any]:
@@ -167,8 +198,11 @@ def check_existing(state: OutputState, fingerprint: Mapping[str, Any], url: str,
     diff = differences(recorded, fingerprint)
     if diff:
         what = "complete" if state.complete else "unfinished"
+        unrecorded = set(_flat(json.loads(json.dumps(fingerprint)))) - set(_flat(recorded))
+        note = (" ('(none)': the output does not record that field, e.g. it was written by an older bigseg "
+                "that did not, so it cannot be told to hold this run)" if unrecorded else "")
         raise OutputMismatchError(
-            f"output {url!r} holds an {what} run of another input or configuration: {'; '.join(diff)}. "
+            f"output {url!r} holds an {what} run of another input or configuration: {'; '.join(diff)}{note}. "
             f"Nothing was changed; {ways_out}"
         )
     return state.complete

@@ -187,6 +187,72 @@ def test_a_tiff_written_anew_is_another_input(tmp_path):
     assert run(src, out, voxel_size=(1.0, 1.0, 1.0), overwrite=True).n_objects == 2
 
 
+def test_a_zarr_written_anew_is_another_input(tmp_path):
+    """Re-exporting an OME-Zarr input at the same URL (same shape, dtype and voxel size, other pixels)
+    between a kill and the re-run must not resume the old run on the new pixels: the fingerprint names
+    the identity of the image's metadata documents, which the export writes anew."""
+    import shutil
+
+    src = tmp_path / "in.ome.zarr"
+    first, _ = balls_volume(SHAPE, np.array([(16, 16, 24)]), 5.0)
+    write_image(src, first, chunk_shape=(16, 16, 16), n_levels=2)
+    out = tmp_path / "out.zarr"
+    run_killed(src, out, "pairs:2:done")
+    before = tree_digest(out)
+    second, _ = balls_volume(SHAPE, np.array([(10, 10, 10), (20, 20, 36)]), 4.0)
+    shutil.rmtree(src)
+    write_image(src, second, chunk_shape=(16, 16, 16), n_levels=2)  # only the pixels and the times differ
+    with pytest.raises(OutputMismatchError, match=r"unfinished run.*input\.metadata\.0/zarr\.json: "
+                                                  r"recorded \[\d+, \d+\], now \[\d+, \d+\].*--overwrite"):
+        run(src, out)
+    assert tree_digest(out) == before
+    assert run(src, out, overwrite=True).n_objects == 2
+
+
+@pytest.mark.parametrize("zarr_format, document", [(3, "zarr.json"), (2, ".zarray")])
+def test_fingerprint_names_a_zarr_array_written_anew(tmp_path, zarr_format, document):
+    """A plain zarr array (v3 or v2) created again with ``overwrite=True``, the same bytes of metadata
+    included, is another input; opened again untouched, it is the same one."""
+    import time
+
+    import zarr
+
+    from bigseg.config import load_config
+    from bigseg.io import open_volume
+    from bigseg.pipeline._resume import differences, segment_fingerprint
+
+    url = str(tmp_path / "plain.zarr")
+    image = np.arange(np.prod(SHAPE), dtype=np.uint16).reshape(SHAPE)
+    zarr.create_array(url, data=image, chunks=BLOCK, zarr_format=zarr_format)
+    cfg = load_config(environ={}, **OPTIONS)
+
+    def fingerprint():
+        return segment_fingerprint(cfg, open_volume(url, voxel_size=(1.0, 1.0, 1.0)), url)
+
+    before = fingerprint()
+    assert list(before["input"]["metadata"]) == [document]
+    assert fingerprint() == before
+    time.sleep(0.02)  # more than a clock tick: file times have that resolution on some kernels
+    zarr.create_array(url, data=image[::-1], chunks=BLOCK, zarr_format=zarr_format, overwrite=True)
+    assert [d.split(":")[0] for d in differences(before, fingerprint())] == [f"input.metadata.{document}"]
+
+
+def test_an_output_without_the_input_metadata_identity_is_refused_clearly(source):
+    """An output recorded by an older bigseg (no ``input.metadata``) is not continued: the message names
+    the field, says why it is '(none)' and gives the ways out."""
+    from bigseg.config import load_config
+    from bigseg.io import open_volume
+    from bigseg.pipeline._resume import OutputState, check_existing, segment_fingerprint
+
+    now = segment_fingerprint(load_config(environ={}, **OPTIONS), open_volume(str(source)), str(source))
+    older = {**now, "input": {k: v for k, v in now["input"].items() if k != "metadata"}}
+    state = OutputState("bigseg", {"complete": False, "fingerprint": older})
+    with pytest.raises(OutputMismatchError, match=r"input\.metadata\.zarr\.json: recorded '\(none\)', now \[.*"
+                                                  r"written by an older bigseg.*--overwrite"):
+        check_existing(state, now, "out.zarr", overwrite=False)
+    assert check_existing(state, now, "out.zarr", overwrite=True) is False
+
+
 def test_decode_resumes(source, tmp_path):
     from bigseg.pipeline import decode
 

@@ -174,3 +174,31 @@ def test_s3_records_are_seen_by_another_process_at_once(s3):
     subprocess.run([sys.executable, "-c", code, json.dumps(options)], check=True, timeout=120)
     assert reader.done("predict") == {3}
     assert dict(reader.results("predict", [3])) == {3: 17}
+
+
+def test_s3_zarr_input_written_anew_is_another_input(s3, source):  # noqa: F811
+    """On S3 the ETag is the MD5 of the bytes: an OME-Zarr exported again with the same metadata keeps it,
+    so the fingerprint names the modification time as well (whole seconds)."""
+    import time
+
+    from bigseg.config import load_config
+    from bigseg.pipeline._resume import differences, segment_fingerprint
+
+    fs, options = s3
+    fs.put(str(source), "bigseg-test/anew.ome.zarr", recursive=True)
+    url = "s3://bigseg-test/anew.ome.zarr"
+    cfg = load_config(environ={}, predictor="classical", diameter_um=8.0, block_shape=BLOCK)
+
+    def fingerprint():
+        fs.invalidate_cache()
+        return segment_fingerprint(cfg, open_volume(url, storage_options=options), url)
+
+    before = fingerprint()
+    assert set(before["input"]["metadata"]) == {"zarr.json", "0/zarr.json", "1/zarr.json"}
+    assert fingerprint() == before  # untouched: the same input
+    time.sleep(1.05 - time.time() % 1)  # into the next second: S3 keeps times in whole seconds
+    meta = fs.cat_file("bigseg-test/anew.ome.zarr/0/zarr.json")
+    fs.pipe_file("bigseg-test/anew.ome.zarr/0/zarr.json", meta)  # the same bytes, written anew
+    after = fingerprint()
+    assert after["input"]["metadata"]["0/zarr.json"][2] == before["input"]["metadata"]["0/zarr.json"][2]  # ETag
+    assert [d.split(":")[0] for d in differences(before, after)] == ["input.metadata.0/zarr.json"]
