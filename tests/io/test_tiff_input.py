@@ -94,6 +94,22 @@ def test_ome_tiff_unknown_unit_warns_and_asks_for_the_voxel_size(tmp_path, stack
     assert open_volume(path, voxel_size=(2, 0.3, 0.3)).voxel_size == (2.0, 0.3, 0.3)
 
 
+def test_opening_a_tiff_looks_at_its_identity_once(tmp_path, stack, monkeypatch):
+    """One look (a HEAD request on an object store) per open_volume, not one to take the identity and
+    another to check it; reads through the open handle take none."""
+    import bigseg.io._tiff as tiff_module
+
+    calls = []
+    real = tiff_module.file_identity
+    monkeypatch.setattr(tiff_module, "file_identity", lambda *a, **k: calls.append(a) or real(*a, **k))
+    path = tmp_path / "once.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZYX"})
+    vol = open_volume(path, voxel_size=(1.0, 1.0, 1.0))
+    assert len(calls) == 1
+    np.testing.assert_array_equal(vol.read(vol.roi), stack)
+    assert len(calls) == 1
+
+
 def test_a_tiff_written_anew_at_the_same_path_is_read_anew(tmp_path, stack):
     """The open-file cache must not serve an old file's pixels for a new file at the same path
     (an export re-run in the same notebook), and a volume opened on the old file must not read the new one."""
