@@ -113,7 +113,7 @@ class FileIdentity:
         listing and its HEAD answer give the time at different precisions), ``None`` where the
         filesystem gives no time.
     tag : str
-        Remote: the ETag where the filesystem gives one (S3: the MD5 of the bytes, so the same bytes
+        Remote: the ETag where the filesystem gives one (S3: a hash of the bytes, so the same bytes
         written again keep it; only ``modified`` changes), else ``""``.
     inode : int or None
         Local only.
@@ -126,7 +126,7 @@ class FileIdentity:
 
     def recorded(self) -> list[Any]:
         """``[size, modified]`` (remote with an ETag: ``[size, modified, tag]``), as a run's fingerprint
-        records it: without the inode, which names the disk's slot rather than the content."""
+        records it: without the inode, so a file copied back with its times kept (``cp -p``) is the same."""
         return [self.size, self.modified, self.tag] if self.tag else [self.size, self.modified]
 
 
