@@ -142,6 +142,8 @@ def _command_line(ctx: typer.Context) -> str:
             continue
         if isinstance(value, bool) and param.secondary_opts:  # type: ignore[attr-defined]
             words.append(param.opts[0] if value else param.secondary_opts[0])  # type: ignore[attr-defined]
+        elif isinstance(value, bool):  # a flag without a --no- form: named when set
+            words.append(param.opts[0])  # type: ignore[attr-defined]
         elif isinstance(value, list):
             for item in value:
                 words += [param.opts[0], str(item)]

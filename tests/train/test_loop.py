@@ -172,7 +172,8 @@ def test_cli_train(tmp_path: Path, tiny: dict) -> None:
             "--arch-kwargs", json.dumps(tiny["architecture_kwargs"]), "--val-every", "2", "--checkpoint-every", "2",
             "--workers", "0", "--model-diameter", "6", "--name", "cli_model", "--pool-size", "2",
             "--pool-volume", "24", "24", "24", "--val-volumes", "1", "--val-shape", "24", "24", "24",
-            "--infer-patch-size", "16", "16", "16", "--no-synthetic", "--synthetic", "--no-tune-decoding"]
+            "--infer-patch-size", "16", "16", "16", "--no-synthetic", "--synthetic", "--no-tune-decoding",
+            "--init-other-scale"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "model package:" in result.output and "f1@0.5=" in result.output
@@ -182,6 +183,7 @@ def test_cli_train(tmp_path: Path, tiny: dict) -> None:
     command = card["provenance"]["command"]
     assert command.startswith(f"bigseg train {tmp_path / 'run'} --arch-kwargs")
     assert "--steps 2 --batch-size 1 --patch-size 16 16 16" in command and "--synthetic" not in command
+    assert command.endswith("--no-tune-decoding --init-other-scale")  # a flag is named, not given a value
     bad = CliRunner().invoke(app, ["train", str(tmp_path / "x"), "--image", "a.tif"])
     assert bad.exit_code == 2 and "error: give one --labels per --image" in bad.output
 
