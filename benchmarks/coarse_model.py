@@ -68,7 +68,6 @@ def small_grid(alpha: float) -> tuple[tuple[float, float, float, float], ...]:
 
 
 ERROR_FACTORS = (0.6, 0.8, 1.25, 1.6)
-MAX_UPSAMPLE = 2.0  # the most a block may be enlarged per axis (issue: whole-brain cost)
 
 
 def small_volumes() -> list[tuple[str, np.ndarray, np.ndarray, tuple[float, float, float]]]:
@@ -113,7 +112,7 @@ def choose_small_decoding(package: str, out: Path) -> None:
     """Copy ``package`` to ``out`` with decoding thresholds chosen on :func:`selection_volumes`."""
     import dataclasses
 
-    from bigseg.predict import ModelSpec, get_predictor, load_model_package, save_model_package
+    from bigseg.predict import MAX_UPSAMPLE, ModelSpec, get_predictor, load_model_package, save_model_package
     from bigseg.train import choose_decoding
 
     choice = choose_decoding(lambda v, d: get_predictor(ModelSpec(model=package, voxel_size=v, diameter_um=d,
@@ -172,7 +171,7 @@ def rule(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     import torch
 
-    from bigseg.predict import DEFAULT_MODEL
+    from bigseg.predict import DEFAULT_MODEL, MAX_UPSAMPLE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("package", help="the coarse model package (folder, .zip or shipped name); '-': none")

@@ -21,10 +21,11 @@ block falls on the patch grid changes it), seconds per block, µs per write-ROI 
 The block is synthetic (``bigseg.synth``, confocal preset). Prints figures only.
 
 ``--mesospim`` prints instead the cost per data voxel on mesoSPIM-like data (``mesospim``
-preset: 5 × 5.26 × 5.26 µm voxels, 15 µm nuclei, 3 voxels across) without a cap on
-upsampling (the default: about 4x per axis to the model's 12-voxel nuclei) and with the
-2x-per-axis cap (``ModelSpec.max_upsample=2``), and the cost of flip test-time augmentation
-(``tta``) at the model's scale::
+preset: 5 × 5.26 × 5.26 µm voxels, 15 µm nuclei, 3 voxels across) before and after the coarse
+model: the fine model without a cap on upsampling (what the default did: about 4x per axis to
+its 12-voxel nuclei), and the default now (the coarse model, at most 2x per axis:
+``default_model_for``), and the cost of flip test-time augmentation (``tta``) at the fine
+model's scale::
 
     python benchmarks/model_speed.py --mesospim [--mesospim-shape 32 64 64] [--repeats 1]
 
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 from _old_tiling import OLD_OVERLAP, OLD_PATCH, old_halo, old_predict
 
-from bigseg.predict import ModelPredictor, default_model_spec
+from bigseg.predict import DEFAULT_MODEL, ModelPredictor, ModelSpec, default_model_spec
 from bigseg.predict._patches import PatchGrid
 from bigseg.predict._scale import ScaleMap
 from bigseg.tiling import Roi
@@ -143,14 +144,17 @@ def _cost_rows(args: argparse.Namespace) -> None:
           f"torch {torch.__version__}, {args.threads} CPU thread(s)")
     print(f"{'case':<30} {'steps (data vox / model vox)':<30} {'model voxels':>12} {'s / data Mvox':>14}")
     cost = {}
-    for label, cap in (("no cap (default)", None), ("max_upsample 2", 2.0)):
-        pred = default_model_spec(voxel, 15.0, device=args.device, batch_size=args.batch_size, threads=args.threads,
-                                  max_upsample=cap).build()
+    options = {"device": args.device, "batch_size": args.batch_size, "threads": args.threads}
+    for label, spec in (("before: fine, no cap", ModelSpec(model=DEFAULT_MODEL, voxel_size=voxel, diameter_um=15.0,
+                                                             **options)),  # type: ignore[arg-type]
+                        ("after: the default", default_model_spec(voxel, 15.0, **options))):
+        pred = spec.build()
         _, n = pred.scale.model_range((0, 0, 0), meso.shape)
         cost[label] = _seconds(pred, meso, args.repeats) / meso.size * 1e6
         steps = tuple(round(s, 3) for s in pred.scale.step)
-        print(f"{label:<30} {steps!s:<30} {int(np.prod(n)) / 1e6:>10.2f} M {cost[label]:>14.1f}", flush=True)
-    print(f"{'no cap / cap':<30} {'':<30} {'':>12} {cost['no cap (default)'] / cost['max_upsample 2']:>13.1f}x")
+        print(f"{label + ' (' + pred.card.name + ')':<30} {steps!s:<30} {int(np.prod(n)) / 1e6:>10.2f} M "
+              f"{cost[label]:>14.1f}", flush=True)
+    print(f"{'before / after':<30} {'':<30} {'':>12} {cost['before: fine, no cap'] / cost['after: the default']:>13.1f}x")
     block = _image((32, 96, 96))
     tta = {}
     for on in (False, True):

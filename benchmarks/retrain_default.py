@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale_tolerance import _volumes, f1_at, size_volumes, true_diameter  # noqa: E402
+from bigseg.predict import DEFAULT_MODEL  # noqa: E402  (the fine model by name: "default" picks per volume)
 
 FACTORS = (0.6, 0.8, 1.0, 1.25, 1.6)
 ERROR_FACTORS = (0.6, 0.8, 1.25, 1.6)
@@ -99,7 +100,7 @@ def main() -> None:
         vols, sizes_vols, factors = vols[-1:], sizes_vols[1:2], (0.8, 1.0, 1.25)
     mesospim = [v for v in vols if v[0] == "mesospim"]
     report: dict[str, Any] = {"new": scores(new_model, vols, factors, args.device, None),
-                              "v2": scores("default", vols, factors, args.device, None),
+                              "v2": scores(DEFAULT_MODEL, vols, factors, args.device, None),
                               "sizes": scores(new_model, sizes_vols, (1.0,), args.device, None)}
     if not args.quick:
         report["verdict"] = rule(report["new"], report["v2"], report["sizes"])

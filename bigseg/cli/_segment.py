@@ -96,7 +96,8 @@ def segment_command(
         "labels, naming IN as their image; 'into-input': the labels go into IN (an OME-Zarr; no OUT).",
     ),
     predictor: Optional[str] = typer.Option(None, help="'model' or 'classical'."),
-    model: Optional[str] = typer.Option(None, help="Model package (folder or .zip); default: the shipped model."),
+    model: Optional[str] = typer.Option(None, help="Model package (folder or .zip) or shipped name; default: the shipped fine model, or the "
+        "coarse one where nuclei are under about 6 voxels across (docs/models.md)."),
     diameter: Optional[str] = typer.Option(
         None, "--diameter", metavar="UM|auto",
         help="Typical nucleus diameter in µm, or 'auto' to estimate it from the image with the model "

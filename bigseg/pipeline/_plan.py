@@ -135,6 +135,9 @@ def _predictor(
         model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=diameter_um,
         device=cfg.device, tta=cfg.tta,
     )
+    if (cfg.model or "default") == "default":
+        logger.info("default model for %.3g µm nuclei in %s µm voxels: %s%s", diameter_um or 0.0, volume.voxel_size,
+                    spec.model, f", enlarging at most {spec.max_upsample:g}x per axis" if spec.max_upsample else "")
     card = load_model_package(spec.model).card
     norm = norm if norm is not None else estimate_normalization(volume, percentiles=card.input.percentiles)
     return spec, norm, card.decoding, diameter_um or card.diameter_um

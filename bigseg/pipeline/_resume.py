@@ -60,15 +60,16 @@ def _model_identity(cfg: SegmentConfig) -> dict[str, Any] | None:
     """Name and content hash of the model the run uses (for prediction or for the diameter estimate)."""
     if cfg.predictor != "model" and cfg.diameter_um != "auto":
         return None
-    from bigseg.predict import DEFAULT_MODEL, resolve_model  # imports torch: only for runs that name a model
+    from bigseg.predict import DEFAULT_MODEL, DEFAULT_MODELS, resolve_model  # imports torch: only for model runs
 
     name = (cfg.model or "default") if cfg.predictor == "model" else DEFAULT_MODEL
-    path = resolve_model(name)
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        digest.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
-        digest.update(p.read_bytes())
+    # "default" picks one of the shipped pair from the volume and the diameter: both are the run's identity.
+    for path in [resolve_model(m) for m in DEFAULT_MODELS] if name == "default" else [resolve_model(name)]:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for p in files:
+            digest.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
+            digest.update(p.read_bytes())
     return {"name": str(name), "sha256": digest.hexdigest()}
 
 

@@ -37,7 +37,14 @@ from bigseg.predict._scale import ScaleMap
 from bigseg.predict._simulated import SimulatedPredictor, SimulatedSpec
 
 if TYPE_CHECKING:
-    from bigseg.predict._model import ModelPredictor, ModelSpec, default_model_spec, semantic_to_bcd
+    from bigseg.predict._model import (
+        MAX_UPSAMPLE,
+        ModelPredictor,
+        ModelSpec,
+        default_model_for,
+        default_model_spec,
+        semantic_to_bcd,
+    )
     from bigseg.predict._networks import (
         ARCHITECTURES,
         HEADS,
@@ -47,10 +54,13 @@ if TYPE_CHECKING:
         patch_divisor,
     )
     from bigseg.predict._package import (
+        COARSE_MODEL,
         DEFAULT_MODEL,
+        DEFAULT_MODELS,
         LoadedModel,
         available_models,
         load_model_package,
+        read_card,
         resolve_model,
         save_model_package,
     )
@@ -58,10 +68,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARCHITECTURES",
+    "COARSE_MODEL",
     "CPU_BATCH",
     "DEFAULT_MODEL",
+    "DEFAULT_MODELS",
     "HEADS",
     "MAX_BATCH",
+    "MAX_UPSAMPLE",
     "Architecture",
     "ClassicalPredictor",
     "ClassicalSpec",
@@ -83,6 +96,7 @@ __all__ = [
     "build_network",
     "batch_for_memory",
     "busy_fraction",
+    "default_model_for",
     "default_model_spec",
     "device_intervals",
     "device_task",
@@ -95,6 +109,7 @@ __all__ = [
     "load_model_package",
     "overlap_times",
     "patch_divisor",
+    "read_card",
     "reset_device_intervals",
     "resolve_model",
     "save_model_package",
@@ -103,11 +118,12 @@ __all__ = [
 ]
 
 _TORCH = {
-    **dict.fromkeys(("ModelPredictor", "ModelSpec", "default_model_spec", "semantic_to_bcd"), "_model"),
+    **dict.fromkeys(("MAX_UPSAMPLE", "ModelPredictor", "ModelSpec", "default_model_for", "default_model_spec",
+                     "semantic_to_bcd"), "_model"),
     **dict.fromkeys(("ARCHITECTURES", "HEADS", "activate", "build_network", "full_kwargs", "patch_divisor"),
                     "_networks"),
-    **dict.fromkeys(("DEFAULT_MODEL", "LoadedModel", "available_models", "load_model_package", "resolve_model",
-                     "save_model_package"), "_package"),
+    **dict.fromkeys(("COARSE_MODEL", "DEFAULT_MODEL", "DEFAULT_MODELS", "LoadedModel", "available_models",
+                     "load_model_package", "read_card", "resolve_model", "save_model_package"), "_package"),
     "sliding_window": "_sliding",
 }
 

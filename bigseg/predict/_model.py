@@ -26,12 +26,12 @@ from bigseg.maps import DEVICES, Device
 from bigseg.predict._card import ModelCard
 from bigseg.predict._device import CPU_BATCH, batch_for_memory, device_use
 from bigseg.predict._networks import activate, patch_divisor
-from bigseg.predict._package import DEFAULT_MODEL, load_model_package
+from bigseg.predict._package import COARSE_MODEL, DEFAULT_MODEL, load_model_package, read_card
 from bigseg.predict._patches import Blend, PatchGrid, predict_on_grid
 from bigseg.predict._scale import ScaleMap
 from bigseg.tiling import Roi, parse_shape, parse_voxel_size
 
-__all__ = ["ModelPredictor", "ModelSpec", "default_model_spec", "semantic_to_bcd"]
+__all__ = ["MAX_UPSAMPLE", "ModelPredictor", "ModelSpec", "default_model_for", "default_model_spec", "semantic_to_bcd"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # One CPU forward pass at a time per process, so that the pinned thread count holds for all of it.
 _CPU_FORWARD = threading.Lock()
+# The default never enlarges data more than this per axis on its way to a model (issue: whole-brain cost).
+MAX_UPSAMPLE = 2.0
 # Flip test-time augmentation: identity and one flip per axis of (N, C, Z, Y, X).
 _TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (4,))
 
@@ -51,7 +53,8 @@ class ModelSpec:
     ----------
     model : str
         Path of a model package (folder or .zip) or a shipped model's name;
-        ``"default"`` is the shipped default model.
+        ``"default"`` is the shipped pair, resolved here to one model and its
+        cap by :func:`default_model_for` (``spec.model`` then names it).
     voxel_size : (float, float, float)
         Voxel size of the data, µm (z, y, x).
     diameter_um : float, optional
@@ -115,6 +118,11 @@ class ModelSpec:
             if not (math.isfinite(d) and d > 0):
                 raise InputError(f"`diameter_um` must be > 0 µm, got {self.diameter_um} (CLI: --diameter)")
             object.__setattr__(self, "diameter_um", d)
+        if self.model == "default":
+            name, cap = default_model_for(self.voxel_size, self.diameter_um)
+            object.__setattr__(self, "model", name)
+            if self.max_upsample is None:
+                object.__setattr__(self, "max_upsample", cap)
         if self.device not in DEVICES:
             raise InputError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r} (CLI: --device)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -147,14 +155,35 @@ class ModelSpec:
         return ModelPredictor(loaded.network, loaded.card, spec=self, source=loaded.source)
 
 
+def default_model_for(
+    voxel_size: tuple[float, float, float], diameter_um: float | None = None
+) -> tuple[str, float | None]:
+    """The shipped model ``"default"`` uses for data of ``voxel_size`` µm with nuclei ``diameter_um``
+    across, and its cap on enlargement per axis.
+
+    The fine model (:data:`DEFAULT_MODEL`, nuclei 12 voxels across) unless it would enlarge the
+    data more than :data:`MAX_UPSAMPLE` times along every axis, i.e. nuclei under about 6 voxels
+    across in every direction (whole-brain light-sheet: 2-4 voxels). Those go to the coarse model
+    (:data:`COARSE_MODEL`, nuclei 5 voxels across, trained on 3-8), capped at :data:`MAX_UPSAMPLE`:
+    the model voxels per data voxel stay at most ``MAX_UPSAMPLE ** 3`` instead of growing with
+    ``(12 / d) ** 3``. Anisotropic stacks whose nuclei are resolved across (only z short) keep the
+    fine model, uncapped: it was trained on that (``docs/models.md``).
+    """
+    fine = read_card(DEFAULT_MODEL)
+    step = ScaleMap.between(voxel_size, fine.voxel_size, data_diameter=diameter_um, model_diameter=fine.diameter_um).step
+    if max(step) >= 1.0 / MAX_UPSAMPLE:
+        return DEFAULT_MODEL, None
+    return COARSE_MODEL, MAX_UPSAMPLE
+
+
 def default_model_spec(
     voxel_size: tuple[float, float, float], diameter_um: float | None = None, **options: object
 ) -> ModelSpec:
-    """Spec of the shipped default model for data of ``voxel_size`` µm.
+    """Spec of the shipped default (the model :func:`default_model_for` picks) for data of ``voxel_size`` µm.
 
     ``options`` are further :class:`ModelSpec` fields (device, tta, ...).
     """
-    return ModelSpec(model=DEFAULT_MODEL, voxel_size=voxel_size, diameter_um=diameter_um, **options)  # type: ignore[arg-type]
+    return ModelSpec(model="default", voxel_size=voxel_size, diameter_um=diameter_um, **options)  # type: ignore[arg-type]
 
 
 def _pick_device(device: str) -> torch.device:

@@ -7,7 +7,9 @@
       weights.safetensors           weights.safetensors   (or weights.pt: a torch state dict)
 
 Shipped packages live in ``bigseg/models/<name>/`` and are found by name;
-``"default"`` names :data:`DEFAULT_MODEL`.
+``"default"`` names the shipped pair :data:`DEFAULT_MODELS`: the fine model
+:data:`DEFAULT_MODEL` and, for nuclei only a few voxels across, the coarse
+:data:`COARSE_MODEL` (:func:`bigseg.predict.default_model_for` chooses).
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from bigseg.predict._card import CARD_FILE, ModelCard, parse_card
 from bigseg.predict._networks import build_network
 
 __all__ = [
+    "COARSE_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_MODELS",
     "LoadedModel",
     "available_models",
     "load_model_package",
+    "read_card",
     "resolve_model",
     "save_model_package",
 ]
@@ -38,6 +43,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "bcd_unet_synth_v2"
+COARSE_MODEL = "bcd_unet_synth_coarse_v1"
+DEFAULT_MODELS = (DEFAULT_MODEL, COARSE_MODEL)
 _SHIPPED = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -122,12 +129,21 @@ def load_model_package(model: str | Path) -> LoadedModel:
     return _load_cached(path, path.stat().st_mtime_ns)
 
 
+def read_card(model: str | Path) -> ModelCard:
+    """The card of a model package, without loading its weights."""
+    path = resolve_model(model)
+    return _card(path, *_read_files(path))
+
+
+def _card(path: Path, files: dict[str, bytes] | None, folder: Path | None) -> ModelCard:
+    text = files[CARD_FILE] if files is not None else (folder / CARD_FILE).read_bytes()  # type: ignore[operator]
+    return parse_card(text, f"{path}/{CARD_FILE}")
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: Path, mtime_ns: int) -> LoadedModel:
     files, folder = _read_files(path)
-    card_src = f"{path}/{CARD_FILE}"
-    card_text = files[CARD_FILE] if files is not None else (folder / CARD_FILE).read_bytes()  # type: ignore[operator]
-    card = parse_card(card_text, card_src)
+    card = _card(path, files, folder)
     if files is not None:
         blob = files.get(card.weights)
     else:

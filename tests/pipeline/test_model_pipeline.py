@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bigseg.evaluate import evaluate
-from bigseg.io import open_volume
+from bigseg.io import open_group, open_volume
 from bigseg.pipeline import segment
 from bigseg.synth import synthesize
 from bigseg.testing import same_partition, write_image
@@ -45,12 +45,27 @@ def test_default_model_labels_do_not_depend_on_the_block_shape(confocal, tmp_pat
 def test_the_output_records_the_predictor(confocal, tmp_path):
     """The labels' metadata name the model that predicted the maps and how it was applied (its
     scale and cap), beside the config (whose ``model`` is None when the default was used)."""
-    from bigseg.io import open_group
     from bigseg.predict import DEFAULT_MODEL
 
     src, _ = confocal
     result = segment(str(src), str(tmp_path / "out.zarr"), scheduler="sync", diameter_um=10.0)
     run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
     assert run["config"]["model"] is None
-    assert run["predictor"] == {**run["predictor"], "kind": "ModelSpec", "model": "default", "diameter_um": 10.0,
+    assert run["predictor"] == {**run["predictor"], "kind": "ModelSpec", "model": DEFAULT_MODEL, "diameter_um": 10.0,
                                 "voxel_size": [1.0, 1.0, 1.0], "max_upsample": None}
+
+
+def test_small_nuclei_go_to_the_coarse_model_and_the_output_says_so(tmp_path):
+    """mesoSPIM-like data (15 µm nuclei in 5 µm voxels: 3 across) with no model named: the default
+    picks the coarse model, enlarged at most 2x per axis, and the labels' metadata records it; the
+    same volume told 40 µm nuclei (8 voxels) stays with the fine model."""
+    from bigseg.predict import COARSE_MODEL, DEFAULT_MODEL, MAX_UPSAMPLE
+
+    image, _ = synthesize((24, 40, 40), preset="mesospim", seed=9, volume_fraction=0.05)
+    src = tmp_path / "meso.zarr"
+    write_image(src, image, voxel_size=(5.0, 5.26, 5.26))
+    for diameter, model, cap in ((15.0, COARSE_MODEL, MAX_UPSAMPLE), (40.0, DEFAULT_MODEL, None)):
+        result = segment(str(src), str(tmp_path / f"out{diameter:g}.zarr"), scheduler="sync", diameter_um=diameter)
+        run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
+        assert (run["predictor"]["model"], run["predictor"]["max_upsample"]) == (model, cap)
+        assert run["predictor"]["kind"] == "ModelSpec" and run["config"]["model"] is None

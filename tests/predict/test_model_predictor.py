@@ -12,9 +12,9 @@ from scipy import ndimage as ndi
 from bigseg.errors import InputError
 from bigseg.predict import Predictor, PredictorSpec, get_predictor
 from bigseg.predict._card import ModelCard
-from bigseg.predict._model import ModelPredictor, ModelSpec, default_model_spec
+from bigseg.predict._model import MAX_UPSAMPLE, ModelPredictor, ModelSpec, default_model_for, default_model_spec
 from bigseg.predict._networks import build_network
-from bigseg.predict._package import DEFAULT_MODEL, save_model_package
+from bigseg.predict._package import COARSE_MODEL, DEFAULT_MODEL, save_model_package
 from bigseg.predict._scale import ScaleMap
 from bigseg.tiling import Grid, Halo, Roi
 
@@ -56,7 +56,31 @@ def test_spec_is_hashable_and_validated() -> None:
 def test_default_model_spec() -> None:
     spec = default_model_spec((2.0, 0.5, 0.5), 8.0, tta=True)
     assert spec.model == DEFAULT_MODEL and spec.voxel_size == (2.0, 0.5, 0.5)
-    assert spec.diameter_um == 8.0 and spec.tta
+    assert spec.diameter_um == 8.0 and spec.tta and spec.max_upsample is None
+
+
+@pytest.mark.parametrize(("voxel", "diameter", "model", "cap"), [
+    ((1.0, 1.0, 1.0), 12.0, DEFAULT_MODEL, None),  # the fine model's own scale
+    ((1.0, 1.0, 1.0), 6.5, DEFAULT_MODEL, None),  # 6.5 voxels: under 2x enlargement
+    ((1.0, 1.0, 1.0), 5.5, COARSE_MODEL, MAX_UPSAMPLE),  # 5.5 voxels: over 2x along every axis
+    ((5.0, 5.26, 5.26), 15.0, COARSE_MODEL, MAX_UPSAMPLE),  # whole-brain light-sheet, 3 voxels across
+    ((2.0, 0.26, 0.26), 9.5, DEFAULT_MODEL, None),  # organoid light-sheet: short in z only, resolved across
+    ((0.5, 0.5, 0.5), None, DEFAULT_MODEL, None),  # no diameter: nuclei 12 µm, as the fine model's: 24 voxels
+    ((5.0, 5.26, 5.26), None, COARSE_MODEL, MAX_UPSAMPLE),  # ... and 2.4 voxels
+])
+def test_the_default_sends_small_nuclei_to_the_coarse_model(
+    voxel: tuple[float, float, float], diameter: float | None, model: str, cap: float | None
+) -> None:
+    assert default_model_for(voxel, diameter) == (model, cap)
+    spec = ModelSpec(voxel_size=voxel, diameter_um=diameter)
+    assert (spec.model, spec.max_upsample) == (model, cap)
+
+
+def test_a_cap_the_user_gives_is_kept_and_a_named_model_is_not_replaced() -> None:
+    meso = (5.0, 5.26, 5.26)
+    assert ModelSpec(voxel_size=meso, diameter_um=15.0, max_upsample=3.0).max_upsample == 3.0
+    named = ModelSpec(model=DEFAULT_MODEL, voxel_size=meso, diameter_um=15.0)
+    assert (named.model, named.max_upsample) == (DEFAULT_MODEL, None)
 
 
 def test_scale_between() -> None:
