@@ -6,8 +6,9 @@
 
 Nuclei only a few voxels across (whole-brain light-sheet at 5 µm voxels: 2-4 voxels) reach the
 fine default model (``bcd_unet_synth_v2``, nuclei 12 voxels across) only after enlarging the data
-about 4x per axis: 64 model voxels per data voxel. A coarse model (nuclei 5 voxels across,
-trained on 3-8: ``docs/models.md``, *A coarse model for nuclei 2-6 voxels across*) needs at most
+about 4x per axis: 64 model voxels per data voxel. A coarse model (the shipped one: nuclei 9 voxels across,
+trained on 5.4-14.4; the first three tried: 5, trained on 3-8; ``docs/models.md``, *A coarse model for nuclei
+2-6 voxels across*) needs at most
 2x per axis (``MAX_UPSAMPLE``). This script scores both on held-out synthetic volumes whose nuclei
 are 2-6 voxels across (those a default would send to the coarse model: the fine model would
 enlarge them more than 2x along every axis), each told ``factor x`` the true median diameter,

@@ -3,9 +3,10 @@ independent LoG blob count of the same crop.
 
 Usage::
 
-    python benchmarks/mesospim_check.py --data ../shared/data --png docs/img/mesospim_c5.png
+    python benchmarks/mesospim_check.py --data ../shared/data --png docs/img/mesospim_c5.png [--max-upsample 2]
 
-Runs the default command (no diameter: estimated), prints the diameter used, the number of
+Runs the default command (no diameter: estimated; with ``--max-upsample 2``, the capped run that
+picks the coarse model), prints the diameter used, the number of
 objects, and ``skimage.feature.blob_log`` counts of the percentile-normalised crop at a
 few thresholds (blobs 1-4 voxels in sigma): how many fall inside our objects, how many of our
 objects hold one, and how bright the blobs inside and outside are. Draws three thin z slabs (maximum
@@ -35,12 +36,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--png", type=Path, default=None)
     ap.add_argument("--thresholds", type=float, nargs="+", default=(0.05, 0.1, 0.2))
+    ap.add_argument("--max-upsample", type=float, default=None,
+                    help="bigseg segment's --max-upsample (2: the coarse model for these small nuclei)")
     args = ap.parse_args()
     src = args.data / "cellseg3d_mesospim_c5" / "raw.tif"
     voxel = tuple(json.loads((src.parent / "meta.json").read_text())["voxel_size_um"])
     image = tifffile.imread(src).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        result = segment(str(src), f"{tmp}/o.zarr", scheduler="sync", voxel_size=voxel)
+        result = segment(str(src), f"{tmp}/o.zarr", scheduler="sync", voxel_size=voxel, max_upsample=args.max_upsample)
         labels = np.asarray(open_volume(result.labels_url).read_level(0))
         run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
     print(f"bigseg segment: diameter {run['diameter_um']:.2f} µm (estimated), {result.n_objects} objects")

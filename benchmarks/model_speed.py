@@ -22,10 +22,10 @@ The block is synthetic (``bigseg.synth``, confocal preset). Prints figures only.
 
 ``--mesospim`` prints instead the cost per data voxel on mesoSPIM-like data (``mesospim``
 preset: 5 × 5.26 × 5.26 µm voxels, 15 µm nuclei, 3 voxels across) before and after the coarse
-model: the fine model without a cap on upsampling (what the default did: about 4x per axis to
-its 12-voxel nuclei), and the default now (the coarse model, at most 2x per axis:
-``default_model_for``), and the cost of flip test-time augmentation (``tta``) at the fine
-model's scale::
+model: the default without a cap on upsampling (the fine model: about 4x per axis to its
+12-voxel nuclei), and with ``--max-upsample 2`` (the default then picks the coarse model, at most
+2x per axis: ``default_model_for``), and the cost of flip test-time augmentation (``tta``) at the
+fine model's scale::
 
     python benchmarks/model_speed.py --mesospim [--mesospim-shape 32 64 64] [--repeats 1]
 
@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from _old_tiling import OLD_OVERLAP, OLD_PATCH, old_halo, old_predict
 
-from bigseg.predict import DEFAULT_MODEL, ModelPredictor, ModelSpec, default_model_spec
+from bigseg.predict import MAX_UPSAMPLE, ModelPredictor, default_model_spec
 from bigseg.predict._patches import PatchGrid
 from bigseg.predict._scale import ScaleMap
 from bigseg.tiling import Roi
@@ -145,16 +145,15 @@ def _cost_rows(args: argparse.Namespace) -> None:
     print(f"{'case':<30} {'steps (data vox / model vox)':<30} {'model voxels':>12} {'s / data Mvox':>14}")
     cost = {}
     options = {"device": args.device, "batch_size": args.batch_size, "threads": args.threads}
-    for label, spec in (("before: fine, no cap", ModelSpec(model=DEFAULT_MODEL, voxel_size=voxel, diameter_um=15.0,
-                                                             **options)),  # type: ignore[arg-type]
-                        ("after: the default", default_model_spec(voxel, 15.0, **options))):
+    for label, spec in (("no cap", default_model_spec(voxel, 15.0, **options)),
+                        ("max_upsample 2", default_model_spec(voxel, 15.0, max_upsample=MAX_UPSAMPLE, **options))):
         pred = spec.build()
         _, n = pred.scale.model_range((0, 0, 0), meso.shape)
         cost[label] = _seconds(pred, meso, args.repeats) / meso.size * 1e6
         steps = tuple(round(s, 3) for s in pred.scale.step)
         print(f"{label + ' (' + pred.card.name + ')':<30} {steps!s:<30} {int(np.prod(n)) / 1e6:>10.2f} M "
               f"{cost[label]:>14.1f}", flush=True)
-    print(f"{'before / after':<30} {'':<30} {'':>12} {cost['before: fine, no cap'] / cost['after: the default']:>13.1f}x")
+    print(f"{'no cap / cap':<30} {'':<30} {'':>12} {cost['no cap'] / cost['max_upsample 2']:>13.1f}x")
     block = _image((32, 96, 96))
     tta = {}
     for on in (False, True):

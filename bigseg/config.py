@@ -72,6 +72,14 @@ class SegmentConfig(BaseModel):
         ),
     )
     tta: bool = Field(False, description="Flip test-time augmentation.")
+    max_upsample: float | None = Field(
+        None, ge=1,
+        description=(
+            "Enlarge the data at most this many times per axis on its way to the model (whole-brain light-sheet: 2, "
+            "at most 8 model voxels per data voxel). With the default model, nuclei the fine model would enlarge more "
+            "than that along every axis go to the shipped coarse model (docs/models.md). Default: no cap."
+        ),
+    )
     device: Device = "auto"
     # decoding
     seed_foreground: float | None = Field(None, ge=0, le=1)

@@ -97,7 +97,7 @@ def segment_command(
     ),
     predictor: Optional[str] = typer.Option(None, help="'model' or 'classical'."),
     model: Optional[str] = typer.Option(None, help="Model package (folder or .zip) or shipped name; default: the shipped fine model, or the "
-        "coarse one where nuclei are under about 6 voxels across (docs/models.md)."),
+        "coarse one where --max-upsample sends small nuclei to it (docs/models.md)."),
     diameter: Optional[str] = typer.Option(
         None, "--diameter", metavar="UM|auto",
         help="Typical nucleus diameter in µm, or 'auto' to estimate it from the image with the model "
@@ -120,6 +120,10 @@ def segment_command(
     min_touching_fraction: _MinTouchingFraction = None,
     min_volume: Optional[float] = typer.Option(None, "--min-volume", help="Remove objects below this volume (µm³); those cut by a face of the volume are kept [default: a tenth of a nucleus]."),
     tta: Optional[bool] = typer.Option(None, "--tta/--no-tta", help="Flip test-time augmentation."),
+    max_upsample: Optional[float] = typer.Option(
+        None, "--max-upsample", metavar="X",
+        help="Enlarge the data at most X times per axis on its way to the model (whole-brain light-sheet: 2). With the "
+        "default model, small nuclei then go to the shipped coarse model (docs/models.md). Default: no cap."),
     skip_empty: Optional[bool] = typer.Option(
         None, "--skip-empty/--no-skip-empty",
         help="Skip blocks with no tissue, found on a low-resolution level (default: on). Saved as OUT/labels/tissue.",
@@ -160,7 +164,8 @@ def segment_command(
     def run() -> Any:
         cfg = load_config(
             config, predictor=predictor, model=model, diameter_um=diameter, voxel_size=voxel_size,
-            level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, save_maps=save_maps,
+            level=level, channel=channel, block_shape=block_shape, halo=halo, stitch=stitch, min_volume_um3=min_volume, tta=tta, max_upsample=max_upsample,
+            save_maps=save_maps,
             skip_empty=skip_empty, output_mode=output_mode,
             decoder=decoder, spot_sigma_um=spot_sigma, outline_sigma_um=outline_sigma,
             min_touching_area=min_touching_area, min_touching_fraction=min_touching_fraction,

@@ -133,7 +133,7 @@ def _predictor(
 
     spec = ModelSpec(
         model=cfg.model or "default", voxel_size=volume.voxel_size, diameter_um=diameter_um,
-        device=cfg.device, tta=cfg.tta,
+        device=cfg.device, tta=cfg.tta, max_upsample=cfg.max_upsample,
     )
     if (cfg.model or "default") == "default":
         logger.info("default model for %.3g µm nuclei in %s µm voxels: %s%s", diameter_um or 0.0, volume.voxel_size,

@@ -136,12 +136,17 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """``field: recorded X, now Y`` for every field that differs."""
+    """``field: recorded X, now Y`` for every field that differs.
+
+    A configuration field an output does not record (one added by a later release) counts as
+    unset (``None``): such a field's unset value keeps the earlier behaviour, so the run continues.
+    """
     a, b = _flat(json.loads(json.dumps(recorded))), _flat(json.loads(json.dumps(now)))
-    return [
-        f"{k}: recorded {a.get(k, '(none)')!r}, now {b.get(k, '(none)')!r}"
-        for k in sorted(set(a) | set(b)) if a.get(k, "(none)") != b.get(k, "(none)")
-    ]
+
+    def get(flat: dict[str, Any], k: str) -> Any:
+        return flat.get(k, None if k.startswith("config.") else "(none)")
+
+    return [f"{k}: recorded {get(a, k)!r}, now {get(b, k)!r}" for k in sorted(set(a) | set(b)) if get(a, k) != get(b, k)]
 
 
 @dataclass(frozen=True)
@@ -199,7 +204,8 @@ def check_existing(state: OutputState, fingerprint: Mapping[str, Any], url: str,
     diff = differences(recorded, fingerprint)
     if diff:
         what = "complete" if state.complete else "unfinished"
-        unrecorded = set(_flat(json.loads(json.dumps(fingerprint)))) - set(_flat(recorded))
+        unrecorded = {k for k in set(_flat(json.loads(json.dumps(fingerprint)))) - set(_flat(recorded))
+                      if not k.startswith("config.")}  # an unrecorded config field reads as None (differences)
         note = (" ('(none)': the output does not record that field, e.g. it was written by an older bigseg "
                 "that did not, so it cannot be told to hold this run)" if unrecorded else "")
         raise OutputMismatchError(

@@ -39,7 +39,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # One CPU forward pass at a time per process, so that the pinned thread count holds for all of it.
 _CPU_FORWARD = threading.Lock()
-# The default never enlarges data more than this per axis on its way to a model (issue: whole-brain cost).
+# The cap for whole-brain runs (CLI: --max-upsample 2): at most 8 model voxels per data voxel.
 MAX_UPSAMPLE = 2.0
 # Flip test-time augmentation: identity and one flip per axis of (N, C, Z, Y, X).
 _TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (3,), (4,))
@@ -53,8 +53,9 @@ class ModelSpec:
     ----------
     model : str
         Path of a model package (folder or .zip) or a shipped model's name;
-        ``"default"`` is the shipped pair, resolved here to one model and its
-        cap by :func:`default_model_for` (``spec.model`` then names it).
+        ``"default"`` is the shipped pair, resolved here to one model by
+        :func:`default_model_for` from the scale and ``max_upsample``
+        (``spec.model`` then names it).
     voxel_size : (float, float, float)
         Voxel size of the data, µm (z, y, x).
     diameter_um : float, optional
@@ -92,9 +93,12 @@ class ModelSpec:
         Largest enlargement of the data per axis on its way to the model's
         grid, e.g. 2: nuclei smaller than half the model's diameter in voxels
         then reach the model smaller than its training size instead of costing
-        ``(1 / step)³`` model voxels per data voxel. Default ``None`` (no cap):
-        the shipped ``bcd_unet_synth_v2`` was not trained for the cap and
-        collapses under it on mesoSPIM-like data (``docs/models.md``).
+        ``(1 / step)³`` model voxels per data voxel. Default ``None`` (no cap).
+        With ``model="default"`` a cap also chooses the model
+        (:func:`default_model_for`): nuclei the fine model would enlarge more
+        than the cap along every axis go to the shipped coarse model, for which
+        the fine ``bcd_unet_synth_v2`` collapses under the cap on
+        mesoSPIM-like data (``docs/models.md``).
     """
 
     model: str = "default"
@@ -118,11 +122,6 @@ class ModelSpec:
             if not (math.isfinite(d) and d > 0):
                 raise InputError(f"`diameter_um` must be > 0 µm, got {self.diameter_um} (CLI: --diameter)")
             object.__setattr__(self, "diameter_um", d)
-        if self.model == "default":
-            name, cap = default_model_for(self.voxel_size, self.diameter_um)
-            object.__setattr__(self, "model", name)
-            if self.max_upsample is None:
-                object.__setattr__(self, "max_upsample", cap)
         if self.device not in DEVICES:
             raise InputError(f"`device` must be 'auto', 'cpu' or 'cuda', got {self.device!r} (CLI: --device)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -148,6 +147,8 @@ class ModelSpec:
             if not (math.isfinite(m) and m >= 1):
                 raise InputError(f"`max_upsample` must be >= 1 (or None for no cap), got {self.max_upsample}")
             object.__setattr__(self, "max_upsample", m)
+        if self.model == "default":
+            object.__setattr__(self, "model", default_model_for(self.voxel_size, self.diameter_um, self.max_upsample))
 
     def build(self) -> ModelPredictor:
         """Load the package and make the predictor (use ``get_predictor`` to cache it)."""
@@ -156,24 +157,24 @@ class ModelSpec:
 
 
 def default_model_for(
-    voxel_size: tuple[float, float, float], diameter_um: float | None = None
-) -> tuple[str, float | None]:
-    """The shipped model ``"default"`` uses for data of ``voxel_size`` µm with nuclei ``diameter_um``
-    across, and its cap on enlargement per axis.
+    voxel_size: tuple[float, float, float], diameter_um: float | None = None, max_upsample: float | None = None
+) -> str:
+    """The shipped model ``"default"`` names for data of ``voxel_size`` µm with nuclei ``diameter_um``
+    across, enlarged at most ``max_upsample`` times per axis.
 
-    The fine model (:data:`DEFAULT_MODEL`, nuclei 12 voxels across) unless it would enlarge the
-    data more than :data:`MAX_UPSAMPLE` times along every axis, i.e. nuclei under about 6 voxels
-    across in every direction (whole-brain light-sheet: 2-4 voxels). Those go to the coarse model
-    (:data:`COARSE_MODEL`, nuclei 5 voxels across, trained on 3-8), capped at :data:`MAX_UPSAMPLE`:
-    the model voxels per data voxel stay at most ``MAX_UPSAMPLE ** 3`` instead of growing with
-    ``(12 / d) ** 3``. Anisotropic stacks whose nuclei are resolved across (only z short) keep the
-    fine model, uncapped: it was trained on that (``docs/models.md``).
+    Without a cap, the fine model (:data:`DEFAULT_MODEL`, nuclei 12 voxels across), whatever the
+    enlargement (whole-brain light-sheet, nuclei 2-4 voxels across: about 4x per axis, 64 model
+    voxels per data voxel). With a cap (``max_upsample``, e.g. :data:`MAX_UPSAMPLE`), data the fine
+    model would enlarge more than that along every axis (nuclei under ``12 / max_upsample`` voxels
+    across in every direction) go to the coarse model (:data:`COARSE_MODEL`, nuclei 9 voxels across,
+    trained on 5.4-14.4): under the cap it sees them near its own scale, where the fine model would see
+    them at half of its own and fail (``docs/models.md``). Either model then runs under the cap.
     """
+    if max_upsample is None:
+        return DEFAULT_MODEL
     fine = read_card(DEFAULT_MODEL)
     step = ScaleMap.between(voxel_size, fine.voxel_size, data_diameter=diameter_um, model_diameter=fine.diameter_um).step
-    if max(step) >= 1.0 / MAX_UPSAMPLE:
-        return DEFAULT_MODEL, None
-    return COARSE_MODEL, MAX_UPSAMPLE
+    return DEFAULT_MODEL if max(step) >= 1.0 / max_upsample else COARSE_MODEL
 
 
 def default_model_spec(

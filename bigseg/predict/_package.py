@@ -8,8 +8,9 @@
 
 Shipped packages live in ``bigseg/models/<name>/`` and are found by name;
 ``"default"`` names the shipped pair :data:`DEFAULT_MODELS`: the fine model
-:data:`DEFAULT_MODEL` and, for nuclei only a few voxels across, the coarse
-:data:`COARSE_MODEL` (:func:`bigseg.predict.default_model_for` chooses).
+:data:`DEFAULT_MODEL` and, for nuclei only a few voxels across in a run that caps the
+enlargement (``--max-upsample``), the coarse :data:`COARSE_MODEL`
+(:func:`bigseg.predict.default_model_for` chooses).
 """
 
 from __future__ import annotations

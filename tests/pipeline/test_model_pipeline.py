@@ -55,17 +55,19 @@ def test_the_output_records_the_predictor(confocal, tmp_path):
                                 "voxel_size": [1.0, 1.0, 1.0], "max_upsample": None}
 
 
-def test_small_nuclei_go_to_the_coarse_model_and_the_output_says_so(tmp_path):
-    """mesoSPIM-like data (15 µm nuclei in 5 µm voxels: 3 across) with no model named: the default
-    picks the coarse model, enlarged at most 2x per axis, and the labels' metadata records it; the
-    same volume told 40 µm nuclei (8 voxels) stays with the fine model."""
+def test_with_a_cap_small_nuclei_go_to_the_coarse_model_and_the_output_says_so(tmp_path):
+    """mesoSPIM-like data (15 µm nuclei in 5 µm voxels: 3 across) with no model named and a 2x cap: the
+    default picks the coarse model and the labels' metadata records it; without the cap, or told 40 µm
+    nuclei (8 voxels), the fine model."""
     from bigseg.predict import COARSE_MODEL, DEFAULT_MODEL, MAX_UPSAMPLE
 
     image, _ = synthesize((24, 40, 40), preset="mesospim", seed=9, volume_fraction=0.05)
     src = tmp_path / "meso.zarr"
     write_image(src, image, voxel_size=(5.0, 5.26, 5.26))
-    for diameter, model, cap in ((15.0, COARSE_MODEL, MAX_UPSAMPLE), (40.0, DEFAULT_MODEL, None)):
-        result = segment(str(src), str(tmp_path / f"out{diameter:g}.zarr"), scheduler="sync", diameter_um=diameter)
+    for diameter, cap, model in ((15.0, MAX_UPSAMPLE, COARSE_MODEL), (15.0, None, DEFAULT_MODEL),
+                                 (40.0, MAX_UPSAMPLE, DEFAULT_MODEL)):
+        result = segment(str(src), str(tmp_path / f"out{diameter:g}-{cap}.zarr"), scheduler="sync",
+                         diameter_um=diameter, max_upsample=cap)
         run = dict(open_group(result.labels_url).attrs)["bigseg"]["run"]
         assert (run["predictor"]["model"], run["predictor"]["max_upsample"]) == (model, cap)
         assert run["predictor"]["kind"] == "ModelSpec" and run["config"]["model"] is None

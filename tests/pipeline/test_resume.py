@@ -347,3 +347,20 @@ def test_fingerprint_names_a_changed_model(source, tmp_path):
                                 volume, str(source))
     assert [d.split(":")[0] for d in differences(before, after)] == ["model.sha256"]
     assert segment_fingerprint(load_config(environ={}, **OPTIONS), volume, str(source))["model"] is None
+
+
+def test_a_config_field_an_output_does_not_record_counts_as_unset(source):
+    """An output recorded before a configuration field existed (here ``max_upsample``) is continued when
+    the field is unset now, and refused, naming it, when it is set."""
+    from bigseg.config import load_config
+    from bigseg.io import open_volume
+    from bigseg.pipeline._resume import OutputState, check_existing, segment_fingerprint
+
+    volume = open_volume(str(source))
+    now = segment_fingerprint(load_config(environ={}, **OPTIONS), volume, str(source))
+    older = {**now, "config": {k: v for k, v in now["config"].items() if k != "max_upsample"}}
+    state = OutputState("bigseg", {"complete": False, "fingerprint": older})
+    assert check_existing(state, now, "out.zarr", overwrite=False) is False  # not complete: continued
+    capped = segment_fingerprint(load_config(environ={}, **OPTIONS, max_upsample=2), volume, str(source))
+    with pytest.raises(OutputMismatchError, match=r"config\.max_upsample: recorded None, now 2\.0"):
+        check_existing(state, capped, "out.zarr", overwrite=False)

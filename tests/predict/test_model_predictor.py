@@ -59,28 +59,29 @@ def test_default_model_spec() -> None:
     assert spec.diameter_um == 8.0 and spec.tta and spec.max_upsample is None
 
 
-@pytest.mark.parametrize(("voxel", "diameter", "model", "cap"), [
-    ((1.0, 1.0, 1.0), 12.0, DEFAULT_MODEL, None),  # the fine model's own scale
-    ((1.0, 1.0, 1.0), 6.5, DEFAULT_MODEL, None),  # 6.5 voxels: under 2x enlargement
-    ((1.0, 1.0, 1.0), 5.5, COARSE_MODEL, MAX_UPSAMPLE),  # 5.5 voxels: over 2x along every axis
-    ((5.0, 5.26, 5.26), 15.0, COARSE_MODEL, MAX_UPSAMPLE),  # whole-brain light-sheet, 3 voxels across
-    ((2.0, 0.26, 0.26), 9.5, DEFAULT_MODEL, None),  # organoid light-sheet: short in z only, resolved across
-    ((0.5, 0.5, 0.5), None, DEFAULT_MODEL, None),  # no diameter: nuclei 12 µm, as the fine model's: 24 voxels
-    ((5.0, 5.26, 5.26), None, COARSE_MODEL, MAX_UPSAMPLE),  # ... and 2.4 voxels
+@pytest.mark.parametrize(("voxel", "diameter", "cap", "model"), [
+    ((5.0, 5.26, 5.26), 15.0, None, DEFAULT_MODEL),  # no cap: the fine model, however much it enlarges
+    ((1.0, 1.0, 1.0), 12.0, MAX_UPSAMPLE, DEFAULT_MODEL),  # the fine model's own scale
+    ((1.0, 1.0, 1.0), 6.5, MAX_UPSAMPLE, DEFAULT_MODEL),  # 6.5 voxels: under 2x enlargement
+    ((1.0, 1.0, 1.0), 5.5, MAX_UPSAMPLE, COARSE_MODEL),  # 5.5 voxels: over 2x along every axis
+    ((1.0, 1.0, 1.0), 5.5, 3.0, DEFAULT_MODEL),  # ... which a cap of 3 allows the fine model
+    ((5.0, 5.26, 5.26), 15.0, MAX_UPSAMPLE, COARSE_MODEL),  # whole-brain light-sheet, 3 voxels across
+    ((2.0, 0.26, 0.26), 9.5, MAX_UPSAMPLE, DEFAULT_MODEL),  # organoid light-sheet: short in z only, resolved across
+    ((0.5, 0.5, 0.5), None, MAX_UPSAMPLE, DEFAULT_MODEL),  # no diameter: nuclei 12 µm, as the fine model's: 24 voxels
+    ((5.0, 5.26, 5.26), None, MAX_UPSAMPLE, COARSE_MODEL),  # ... and 2.4 voxels
 ])
-def test_the_default_sends_small_nuclei_to_the_coarse_model(
-    voxel: tuple[float, float, float], diameter: float | None, model: str, cap: float | None
+def test_a_cap_sends_small_nuclei_to_the_coarse_model(
+    voxel: tuple[float, float, float], diameter: float | None, cap: float | None, model: str
 ) -> None:
-    assert default_model_for(voxel, diameter) == (model, cap)
-    spec = ModelSpec(voxel_size=voxel, diameter_um=diameter)
+    assert default_model_for(voxel, diameter, cap) == model
+    spec = ModelSpec(voxel_size=voxel, diameter_um=diameter, max_upsample=cap)
     assert (spec.model, spec.max_upsample) == (model, cap)
+    assert min(spec.build().scale.step) >= 1 / cap - 1e-9 if cap else True  # type: ignore[attr-defined]
 
 
-def test_a_cap_the_user_gives_is_kept_and_a_named_model_is_not_replaced() -> None:
-    meso = (5.0, 5.26, 5.26)
-    assert ModelSpec(voxel_size=meso, diameter_um=15.0, max_upsample=3.0).max_upsample == 3.0
-    named = ModelSpec(model=DEFAULT_MODEL, voxel_size=meso, diameter_um=15.0)
-    assert (named.model, named.max_upsample) == (DEFAULT_MODEL, None)
+def test_a_named_model_is_not_replaced() -> None:
+    named = ModelSpec(model=DEFAULT_MODEL, voxel_size=(5.0, 5.26, 5.26), diameter_um=15.0, max_upsample=2.0)
+    assert (named.model, named.max_upsample) == (DEFAULT_MODEL, 2.0)
 
 
 def test_scale_between() -> None:
