@@ -6,7 +6,8 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
 
     image (µm grid) -> isotropic working grid (half the finest voxel, within a budget)
     -> R_σ for σ on a geometric grid (4 per octave; coarser grids for larger σ)
-    -> blobs: maxima of R over space and scale, 8 noise sd above white noise's response
+    -> blobs: maxima of R over space and scale, 10 sd above the pixel noise's response at their scale
+       (computed through the same resampling and filters: :mod:`bigseg.diameter._noise`)
     -> largest first: a blob holding two stronger smaller ones is a cluster (dropped);
        otherwise the smaller blobs inside it (chromatin grains, noise) are dropped
     -> blobs weaker than 0.3 x the 90th percentile of the kept ones are left out (after the pruning,
@@ -55,6 +56,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from bigseg.diameter._blur import BLUR_LIMITED_Q, core_peak
+from bigseg.diameter._noise import noise_response_sd, pixel_noise_sd
 from bigseg.errors import InputError
 
 __all__ = ["AmbiguousDiameterError", "BlobScale", "LogDiameterEstimate", "log_diameter"]
@@ -68,8 +70,9 @@ _WORK_VOXELS = 2**21
 # Scales per octave, and the smallest scale in working voxels (a blob ~2.4 voxels across).
 _PER_OCTAVE = 4
 _SIGMA0_VOX = 0.7
-# A blob must stand this many noise standard deviations above the noise's response.
-_MIN_SIGNIFICANCE = 8.0
+# A blob must stand this many standard deviations of the pixel noise's response above it
+# (:mod:`bigseg.diameter._noise`).
+_MIN_SIGNIFICANCE = 10.0
 # Diameter of the equivalent sphere per selected σ (calibrated on synthetic volumes).
 _D_PER_SIGMA = 3.0
 # Two modes of the size histogram at least this factor apart, the weaker holding at least
@@ -191,26 +194,21 @@ def _isotropic(image: np.ndarray, voxel_size: Size3, work: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _noise_sd(image: np.ndarray) -> float:
-    """Robust sd of the pixel noise: MAD of neighbour differences along the finest-sampled axes."""
-    diffs = [np.diff(image, axis=ax).ravel() for ax in (1, 2)]
-    d = np.concatenate(diffs)
-    mad = float(np.median(np.abs(d - np.median(d))))
-    return max(1.4826 * mad / math.sqrt(2), 1e-12)
-
-
-# sd of the scale-normalised LoG of unit white noise is _NOISE_K * σ^-1.5 (σ in voxels).
-_NOISE_K = 0.3
+def _grid_factor(s: float, shape: tuple[int, ...]) -> int:
+    """The power of 2 by which the working grid (``shape``) is coarsened for scale ``s`` (working voxels):
+    σ stays >= 1 voxel and the grid >= 8 voxels."""
+    f = 1
+    while s / (2 * f) >= 1.0 and min(shape) // (2 * f) >= 8:
+        f *= 2
+    return f
 
 
 def _responses(work: np.ndarray, sigmas_vox: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """``-σ² ∇²G_σ * work`` per scale, each on a grid coarsened by a power of 2 (σ stays >= 1 voxel)."""
+    """``-σ² ∇²G_σ * work`` per scale, each on a grid coarsened by a power of 2 (:func:`_grid_factor`)."""
     grids: dict[int, np.ndarray] = {1: work}
     out = []
     for s in sigmas_vox:
-        f = 1
-        while s / (2 * f) >= 1.0 and min(work.shape) // (2 * f) >= 8:
-            f *= 2
+        f = _grid_factor(float(s), work.shape)
         if f not in grids:
             prev = grids[f // 2]
             n = [m // 2 for m in prev.shape]
@@ -226,13 +224,14 @@ def _sample(resp: np.ndarray, f: int, pos: np.ndarray) -> np.ndarray:
     return ndi.map_coordinates(resp, coords.T, order=1, mode="nearest")
 
 
-def _blobs(work: np.ndarray, sigmas_vox: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scale-space maxima above the noise: (positions in working voxels, σ in working voxels, response)."""
+def _blobs(work: np.ndarray, sigmas_vox: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale-space maxima above the noise (``noise``: the sd of its response per scale): (positions in
+    working voxels, σ in working voxels, response)."""
     resp = _responses(work, sigmas_vox)
     pos_l, sig_l, val_l = [], [], []
     for k, (r, f) in enumerate(resp):
         s = sigmas_vox[k]
-        floor = _MIN_SIGNIFICANCE * noise * _NOISE_K * s**-1.5
+        floor = _MIN_SIGNIFICANCE * noise[k]
         peaks = (r == ndi.maximum_filter(r, size=3, mode="nearest")) & (r > floor)
         idx = np.argwhere(peaks)
         if idx.size == 0:
@@ -356,10 +355,11 @@ def _evidence(image: np.ndarray, vs: Size3, work_um: float) -> _Evidence:
     if n_sigma < 3:
         return _Evidence(work, np.zeros((0, 3)), empty, empty, empty, sample)
     sigmas = _SIGMA0_VOX * 2.0 ** (np.arange(n_sigma + 1) / _PER_OCTAVE)
-    # White noise of sd s in voxels of volume V has a normalised LoG of sd K s (V / σ³)^½ at scale σ (µm):
-    # expressed per working voxel, the noise level to compare with is s (V / w³)^½.
+    # The pixel noise's response at each scale, through the same resampling and filters (_noise).
     # (An image without pixel noise, e.g. smooth or quantised, still gets a floor: 1e-4 of its range.)
-    noise = max(_noise_sd(image.astype(np.float32)), 1e-4 * (hi - lo)) * math.sqrt(math.prod(vs) / work_um**3)
+    factors = [_grid_factor(float(s), work.shape) for s in sigmas]
+    noise = max(pixel_noise_sd(image.astype(np.float32)), 1e-4 * (hi - lo)) * noise_response_sd(
+        image.shape, vs, work_um, sigmas, factors)
     pos, sig, val = _blobs(work, sigmas, noise)
     if len(val) > _MAX_BLOBS:  # pruning is quadratic: keep the strongest
         top = np.argsort(-val)[:_MAX_BLOBS]
