@@ -12,7 +12,7 @@ the others) applied to the noise, and its variance follows from 1-D operators al
 
 The white-noise model ``0.3 s (V / w³)^½ σ^-1.5`` that it replaces holds only where σ is several
 native voxels: on a grid finer than the native one (half the finest voxel, the usual working
-grid) the interpolated noise is smooth, and the model overstated the response 1.5-10x below
+grid) the interpolated noise is smooth, and the model overstated the response 1.3-11x below
 about 2 native voxels (most along a coarse z step), so the gate asked far more of small nuclei
 than of large ones; on a grid coarser than native it understated it by 10-30 %.
 """
