@@ -16,7 +16,9 @@ of-Gaussian response ``-σ² ∇²(G_σ * I)`` at its centre at ``σ ≈ r / √
        its leading size inside nucleus-sized bright regions (those nuclei's texture) are dropped
        and it is made again
     -> refuse: too few blobs, blobs only at the finest scale, a leading mode of fewer than 4 blobs
-       (one bright region is not a nucleus size), or two strong modes (two populations)
+       (one bright region is not a nucleus size), a leading mode at the coarsest scale (a response
+       still growing there: smooth background structure, :func:`_at_coarsest_scale`), or two strong
+       modes (two populations)
     -> one clear mode: measured, not read off σ: the median equivalent-sphere diameter of its
        blobs' half-maximum regions (:func:`_refine`; σ per diameter depends on blur, crowding, texture);
        a region cut by the image's faces is measured from its whole half where few whole ones remain;
@@ -79,6 +81,8 @@ _D_PER_SIGMA = 3.0
 # this share of the stronger's weight, are two populations: ambiguous.
 _MODE_FACTOR = 1.8
 _MODE_SHARE = 0.35
+# A size within this factor of the finest or the coarsest scale examined sits at that edge of the scale range.
+_SCALE_EDGE = 1.15
 # At least this many blobs are needed to speak of a typical size.
 _MIN_BLOBS = 4
 # ... and a rival population this many.
@@ -387,7 +391,8 @@ def log_diameter(image: np.ndarray, voxel_size: Any) -> LogDiameterEstimate:
     AmbiguousDiameterError
         No significant blobs (e.g. pure noise); no bright intensity tail (dark
         nuclei on a bright background); blobs only at the finest scale examined
-        (noise or nuclei below the working voxel); or two populations of clearly
+        (noise or nuclei below the working voxel); a leading size at the coarsest
+        scale examined (smooth background structure); or two populations of clearly
         different sizes. The message lists the candidates and asks for
         ``--diameter``.
     InputError
@@ -444,7 +449,7 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
         modes = _modes(np.log(_D_PER_SIGMA * sig * work_um), val * sig**3)
     finest = _D_PER_SIGMA * sigmas[0] * work_um
     listing = ", ".join(f"{m.diameter_um:.3g} µm ({m.n_blobs} blobs, {m.weight:.0%} of the response)" for m in modes)
-    if modes[0].diameter_um < 1.15 * finest:
+    if modes[0].diameter_um < _SCALE_EDGE * finest:
         raise AmbiguousDiameterError(
             f"the strongest structure is at the finest scale examined ({finest:.3g} µm, working voxel "
             f"{work_um:.3g} µm): noise, or nuclei too small for this resolution. Candidates: {listing}. "
@@ -459,8 +464,17 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
             f"organ, is not a nucleus size). Candidates: {listing}. Pass --diameter UM",
             tuple(m.diameter_um for m in modes),
         )
+    coarsest = _D_PER_SIGMA * sigmas[-1] * work_um
+    if _at_coarsest_scale(modes[0].diameter_um, coarsest):
+        raise AmbiguousDiameterError(
+            f"the strongest structure, {modes[0].n_blobs} blobs of {modes[0].diameter_um:.3g} µm, is at the coarsest "
+            f"scale examined ({coarsest:.3g} µm, about half the image's smallest extent): its response may still grow "
+            "beyond it, so it is not shown to be an object's size (smooth background structure, such as uneven "
+            f"illumination or haze, answers most at the largest scales). Candidates: {listing}. Pass --diameter UM",
+            tuple(m.diameter_um for m in modes),
+        )
     rivals = [m for m in modes[1:] if m.weight >= _MODE_SHARE * modes[0].weight and m.n_blobs >= _MIN_RIVAL
-              and m.diameter_um >= 1.15 * finest]
+              and m.diameter_um >= _SCALE_EDGE * finest]
     if rivals:
         raise AmbiguousDiameterError(
             f"the image shows nuclei of clearly different sizes: {listing}. The typical diameter is ambiguous; "
@@ -476,6 +490,23 @@ def _decide(evs: list[_Evidence], work_um: float, what: str, t0: float) -> LogDi
                 est.n_blobs, listing, f"; blur-limited along z (axial r75/r50 {axial:.2f}): measured as such"
                 if blurred else "", seconds)
     return est
+
+
+def _at_coarsest_scale(d_um: float, coarsest_um: float) -> bool:
+    """Whether a size (the leading mode's LoG diameter, µm) sits at the coarsest scale examined.
+
+    A blob is kept where its response is a maximum over scale as well as over space, but at the last
+    scale there is no larger one to compare with (:func:`_blobs`), so a response still growing with
+    scale passes as a maximum there. A nucleus's response peaks at its own scale; smooth background
+    structure (uneven illumination, haze, the slow variations of a large debris field), broader than
+    the image, answers more and more strongly up to the largest scale examined (about half the image's
+    smallest extent). So, as the finest scale (``too_fine``) leaves finer nuclei open, the coarsest
+    leaves open that the blobs are a background trend: the estimate refuses there. Panel and held-out
+    volumes put their leading size at most 0.6x the coarsest scale (three steps below it; since
+    2026-11-30), the misread randomised draws of 3-voxel nuclei at it
+    (``benchmarks/diameter_background.py``).
+    """
+    return d_um > coarsest_um / _SCALE_EDGE
 
 
 def _drop_inner(ev: _Evidence, d0: float) -> _Evidence:

@@ -167,6 +167,41 @@ def test_a_few_large_blobs_are_not_a_nucleus_size() -> None:
         log_diameter(vol.image, vol.voxel_size)
 
 
+# Randomised draws of 3-4-voxel nuclei that stay in the noise (benchmarks/diameter_background.py): refused
+# or within ±25 %. Those still read wrongly are strict xfails with their measured cause.
+_BACKGROUND_MISSES = {
+    (3, 2, 43): "4.3x: 18 blobs of 12 µm, half the coarsest scale; its noise-free twin reads 3.0x (159 blobs): "
+                "the 3.6-µm nuclei at 24 % fill, blurred along z, are read as their clusters",
+    (4, 1, 48): "5.7x: 140 blobs of 14 µm (0.6x the coarsest scale), background structure not told from nuclei",
+}
+
+
+@pytest.mark.parametrize("d, anisotropy, seed", [
+    pytest.param(*key, id=f"d{key[0]}_zxy{key[1]}_s{key[2]}",
+                 marks=[pytest.mark.xfail(strict=True, reason=_BACKGROUND_MISSES[key])] if key in _BACKGROUND_MISSES
+                 else []) for key in ((3, 1, 40), (3, 2, 46), (3, 2, 43), (4, 1, 48))])
+def test_background_structure_is_not_read_as_nuclei(d: float, anisotropy: float, seed: int) -> None:
+    """Tiny nuclei in the noise under smooth background structure: refused or measured, never read as the
+    background's size. Seeds 40 and 46 read 15.2x and 9.5x until 2026-11-30 (4-5 blobs of 24 µm, at the coarsest
+    scale examined, in a 48 µm cube); now refused as such."""
+    vol = make_panel_volume(PanelCase("random", d, anisotropy, 0.0, seed=seed))
+    try:
+        est = log_diameter(vol.image, vol.voxel_size)
+    except AmbiguousDiameterError as exc:
+        assert "Pass --diameter UM" in str(exc)
+        return
+    assert abs(math.log(est.diameter_um / vol.true_diameter_um)) <= math.log(1.25), est.diameter_um / vol.true_diameter_um
+
+
+def test_background_at_the_coarsest_scale_is_refused_with_the_candidates() -> None:
+    """The refusal names the scale and the candidates (a randomised draw that read 15.2x until 2026-11-30)."""
+    vol = make_panel_volume(PanelCase("random", 3, 1, 0.0, seed=40))
+    with pytest.raises(AmbiguousDiameterError, match=r"5 blobs of 23\.8 µm, is at the coarsest scale examined.*"
+                                                     r"Candidates: 23\.8 µm.*Pass --diameter UM") as info:
+        log_diameter(vol.image, vol.voxel_size)
+    assert info.value.candidates and not info.value.too_fine
+
+
 def test_pure_noise_is_refused() -> None:
     rng = np.random.default_rng(0)
     for image in (rng.normal(100, 10, (40, 80, 80)), rng.poisson(50, (40, 80, 80)).astype(np.float32)):
