@@ -152,7 +152,7 @@ def decomposition(cases: list) -> None:  # type: ignore[type-arg]
                 label = int(vol.labels[tuple(at)])
                 if label == 0 or i not in quad:
                     continue
-                shipped = _log._measure(ev, d0, np.array([i]))[0]  # this variant reproduces the sharp rule
+                shipped = _log._measure(_log._regions(ev, d0, np.array([i]), blurred=False))[0]  # this variant reproduces the sharp rule
                 assert len(shipped) == 1 and math.isclose(shipped[0], _diameter(semi, count, z_as_lateral=False),
                                                           rel_tol=1e-6), (shipped, semi, count)
                 own = own_d[label] / work_um

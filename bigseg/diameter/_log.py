@@ -550,14 +550,16 @@ def _refine(evs: list[_Evidence], d0: float) -> tuple[float, bool, float | None]
     ranked = [(-float(e.val[i]), k, int(i)) for k, e in enumerate(evs) for i in e.in_mode(d0)]
     chosen = sorted(ranked)[:_MAX_MEASURED]
     mine = [(e, np.array([i for _, kk, i in chosen if kk == k], dtype=np.intp)) for k, e in enumerate(evs)]
-    mine = [(e, m) for e, m in mine if len(m)]
-    q_z = [q for e, m in mine for q in _axial_shape(e, d0, m)]
+    # Levels from each blob's true peak in the unsmoothed image: the axial shape's, and the measurement's
+    # where the image is blur-limited.
+    peaked = [(e, m, _regions(e, d0, m, blurred=True)) for e, m in mine if len(m)]
+    q_z = [q for e, m, half in peaked for q in _axial_shape(e, d0, m, half)]
     axial = float(np.median(q_z)) if len(q_z) >= _MIN_BLOBS else None
     blurred = axial is not None and axial <= BLUR_LIMITED_Q
     diam: list[float] = []
     cut: list[bool] = []
-    for e, m in mine:
-        d, c = _measure(e, d0, m, blurred=blurred)
+    for e, m, half in peaked:
+        d, c = _measure(half if blurred else _regions(e, d0, m, blurred=False), blurred=blurred)
         diam += d
         cut += c
     d_all, is_cut = np.array(diam), np.array(cut, bool)
@@ -565,24 +567,25 @@ def _refine(evs: list[_Evidence], d0: float) -> tuple[float, bool, float | None]
     return (float(np.median(use)) if len(use) else d0), blurred, axial
 
 
-def _axial_shape(ev: _Evidence, d0: float, mine: np.ndarray) -> list[float]:
-    """r75/r50 along z of the whole regions of blobs ``mine`` (levels from each blob's true peak, in the
-    unsmoothed image): the z profile's shape (:mod:`bigseg.diameter._blur`)."""
-    half = {i: semi for i, semi, cut, _ in _regions(ev, d0, mine, blurred=True) if not cut}
-    high = {i: semi for i, semi, cut, _ in _regions(ev, d0, mine, blurred=True, level=0.75) if not cut}
-    return [high[i][0] / half[i][0] for i in half if i in high]
+def _axial_shape(ev: _Evidence, d0: float, mine: np.ndarray, half: list) -> list[float]:
+    """r75/r50 along z of the whole regions of blobs ``mine`` (``half``: their :func:`_regions` at 50 %,
+    levels from each blob's true peak in the unsmoothed image): the z profile's shape
+    (:mod:`bigseg.diameter._blur`)."""
+    r50 = {i: semi for i, semi, cut, _ in half if not cut}
+    r75 = {i: semi for i, semi, cut, _ in _regions(ev, d0, mine, blurred=True, level=0.75) if not cut}
+    return [r75[i][0] / r50[i][0] for i in r50 if i in r75]
 
 
-def _measure(ev: _Evidence, d0: float, mine: np.ndarray, *, blurred: bool = False) -> tuple[list[float], list[bool]]:
-    """Equivalent-sphere diameters (working voxels) of the half-maximum regions of blobs ``mine`` of
-    ``ev`` (:func:`_regions`), and whether each is cut by the image's faces: whole, its voxels; cut,
+def _measure(regions: list, *, blurred: bool = False) -> tuple[list[float], list[bool]]:
+    """Equivalent-sphere diameters (working voxels) of half-maximum ``regions`` (:func:`_regions`, made
+    with the same ``blurred``), and whether each is cut by the image's faces: whole, its voxels; cut,
     the ellipsoid of its semi-axes. Its z extent is cut to ``_MAX_ELONGATION`` times the lateral one,
     or where the image is ``blurred`` (blur-limited along z: the z extent shows the point-spread
     function, not the nucleus) to the lateral one.
     """
     cap = 1.0 if blurred else _MAX_ELONGATION
     diam, cuts = [], []
-    for _, semi, cut, count in _regions(ev, d0, mine, blurred=blurred):
+    for _, semi, cut, count in regions:
         vol = 4 / 3 * math.pi * semi[0] * semi[1] * semi[2] if cut else count
         lateral = math.sqrt(semi[1] * semi[2])
         if semi[0] > cap * lateral:
