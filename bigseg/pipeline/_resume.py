@@ -135,16 +135,21 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """``field: recorded X, now Y`` for every field that differs.
+_UNRECORDED = "(none)"
 
-    A configuration field an output does not record (one added by a later release) counts as
-    unset (``None``): such a field's unset value keeps the earlier behaviour, so the run continues.
-    """
+
+def _absent(key: str) -> Any:
+    """What a field a fingerprint does not record reads as: a configuration field (one added by a later
+    release) as unset, ``None``, whose value keeps the earlier behaviour; any other as ``'(none)'``."""
+    return None if key.startswith("config.") else _UNRECORDED
+
+
+def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``field: recorded X, now Y`` for every field that differs (an unrecorded field: :func:`_absent`)."""
     a, b = _flat(json.loads(json.dumps(recorded))), _flat(json.loads(json.dumps(now)))
 
     def get(flat: dict[str, Any], k: str) -> Any:
-        return flat.get(k, None if k.startswith("config.") else "(none)")
+        return flat.get(k, _absent(k))
 
     return [f"{k}: recorded {get(a, k)!r}, now {get(b, k)!r}" for k in sorted(set(a) | set(b)) if get(a, k) != get(b, k)]
 
@@ -204,10 +209,10 @@ def check_existing(state: OutputState, fingerprint: Mapping[str, Any], url: str,
     diff = differences(recorded, fingerprint)
     if diff:
         what = "complete" if state.complete else "unfinished"
-        unrecorded = {k for k in set(_flat(json.loads(json.dumps(fingerprint)))) - set(_flat(recorded))
-                      if not k.startswith("config.")}  # an unrecorded config field reads as None (differences)
-        note = (" ('(none)': the output does not record that field, e.g. it was written by an older bigseg "
-                "that did not, so it cannot be told to hold this run)" if unrecorded else "")
+        unrecorded = any(_absent(k) == _UNRECORDED for k in set(_flat(json.loads(json.dumps(fingerprint))))
+                         - set(_flat(recorded)))
+        note = (f" ('{_UNRECORDED}': the output does not record that field, e.g. it was written by an older "
+                "bigseg that did not, so it cannot be told to hold this run)" if unrecorded else "")
         raise OutputMismatchError(
             f"output {url!r} holds an {what} run of another input or configuration: {'; '.join(diff)}{note}. "
             f"Nothing was changed; {ways_out}"

@@ -178,7 +178,7 @@ def _card(cfg: TrainConfig, metrics: dict[str, float], steps: int) -> ModelCard:
         base_card = load_model_package(cfg.init).card
         base = base_card.name  # "default" names a different model in each release
         data += f"; fine-tuned from {cfg.init}" + (f" ({base})" if base != cfg.init else "")
-        if (tuple(base_card.voxel_size), base_card.diameter_um) != (tuple(cfg.voxel_size), cfg.diameter_um):
+        if not _same_scale(base_card, cfg):
             data += f", trained at nuclei {base_card.diameter_um} µm across in {tuple(base_card.voxel_size)} µm voxels"
     return ModelCard(
         name=cfg.name, architecture=cfg.architecture,  # type: ignore[arg-type]
@@ -314,6 +314,11 @@ def _training_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _same_scale(card: ModelCard, cfg: TrainConfig) -> bool:
+    """Whether ``card``'s model was trained at ``cfg``'s scale (model voxel size and nucleus diameter)."""
+    return (tuple(card.voxel_size), float(card.diameter_um)) == (tuple(cfg.voxel_size), float(cfg.diameter_um))
+
+
 def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
     """Start from the weights of the package ``cfg.init`` (fine-tuning)."""
     loaded = load_model_package(cfg.init)  # type: ignore[arg-type]
@@ -326,8 +331,7 @@ def _initialise(net: torch.nn.Module, cfg: TrainConfig) -> None:
             f"{json.dumps(theirs[1])}; this run builds {cfg.architecture!r} / {cfg.head!r} with {json.dumps(ours[1])}. "
             f"Pass --architecture {card.architecture} --head {card.head} --arch-kwargs '{json.dumps(theirs[1])}'"
         )
-    scale = (tuple(card.voxel_size), float(card.diameter_um))
-    if scale != (tuple(cfg.voxel_size), float(cfg.diameter_um)) and not cfg.init_other_scale:
+    if not _same_scale(card, cfg) and not cfg.init_other_scale:
         raise InputError(
             f"--init {cfg.init!r} was trained at nuclei {card.diameter_um} µm across in {card.voxel_size} µm "
             f"voxels; this run's scale is {cfg.diameter_um} µm in {cfg.voxel_size} µm voxels. "
